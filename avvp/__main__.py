@@ -1,0 +1,5 @@
+import sys
+
+from avvp.cli import main
+
+sys.exit(main())

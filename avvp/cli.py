@@ -1,0 +1,148 @@
+"""The `avvp` command line: one subcommand per stage of the workflow.
+
+Each subcommand's arguments are defined here (this file is the contract the Snakemake rules use);
+its work is done by `run(args)` in the named module, imported only when the subcommand runs so that
+`avvp --help` stays fast. An `AvvpError` becomes one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from avvp.errors import AvvpError
+
+
+def _synth(sub):
+    p = sub.add_parser("synth", help="write a synthetic LLP dataset in the official layout")
+    p.add_argument("--preset", choices=["tiny", "default", "full"], default="default")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder (official LLP layout)")
+    return "avvp.data.synth"
+
+
+def _pack(sub):
+    p = sub.add_parser("pack", help="validate an LLP folder once and write contiguous arrays + manifest")
+    p.add_argument("--data", required=True, help="LLP root folder (the five CSVs and feats/)")
+    p.add_argument("--out", required=True, help="output folder for the packed arrays")
+    p.add_argument("--train-csv", help="override the path of AVVP_train.csv")
+    p.add_argument("--val-csv", help="override the path of AVVP_val_pd.csv")
+    p.add_argument("--test-csv", help="override the path of AVVP_test_pd.csv")
+    p.add_argument("--eval-audio-csv", help="override the path of AVVP_eval_audio.csv")
+    p.add_argument("--eval-visual-csv", help="override the path of AVVP_eval_visual.csv")
+    p.add_argument("--audio-dir", help="override feats/vggish")
+    p.add_argument("--visual-dir", help="override feats/res152")
+    p.add_argument("--motion-dir", help="override feats/r2plus1d_18")
+    p.add_argument("--no-frames", action="store_true",
+                   help="store only the per-second visual means (10x2048), not the 80 frames")
+    return "avvp.data.pack"
+
+
+def _score(sub):
+    p = sub.add_parser("score", help="the ten LLP numbers of a prediction file")
+    p.add_argument("--annotations", required=True, help="folder with the official CSVs")
+    p.add_argument("--split", choices=["val", "test"], required=True)
+    p.add_argument("--predictions", required=True, help=".npz with filenames, audio, visual (N x 25 x 10)")
+    p.add_argument("--out", help="also write the JSON here")
+    return "avvp.score"
+
+
+def _refine(sub):
+    p = sub.add_parser("refine", help="MA label refinement (steps 1-2): refined audio/visual train labels")
+    p.add_argument("--data", required=True, help="packed dataset (avvp pack)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder: refined_labels.npz, summary.json, step1/")
+    p.add_argument("--epochs", type=int, help="step-1 epochs (default 12, as MA)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    return "avvp.refine"
+
+
+def _train(sub):
+    p = sub.add_parser("train", help="train one variant with one seed")
+    p.add_argument("--variant", required=True, help="a name from config/variants.yaml, e.g. 'HAN + CM-Co'")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", required=True, help="packed dataset (avvp pack)")
+    p.add_argument("--out", required=True, help="run folder: checkpoints, log.csv, run.json")
+    p.add_argument("--refined", help="refined_labels.npz from `avvp refine` (variants on refined labels)")
+    p.add_argument("--epochs", type=int, help="override the recipe's epoch count")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--protocol", default="default", choices=["default", "released"])
+    p.add_argument("--variants-file", help="override config/variants.yaml")
+    return "avvp.train"
+
+
+def _evaluate(sub):
+    p = sub.add_parser("evaluate", help="metrics.json and predictions.npz of a trained run")
+    p.add_argument("--run", required=True, help="run folder written by `avvp train`")
+    p.add_argument("--split", choices=["val", "test"], required=True)
+    p.add_argument("--data", help="packed dataset (default: the one the run was trained on)")
+    p.add_argument("--out", help="output folder (default RUN/<split>)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    return "avvp.evaluate"
+
+
+def _profile(sub):
+    p = sub.add_parser("profile", help="parameters and FLOPs, in the paper's convention and truly counted")
+    p.add_argument("--variant", required=True)
+    p.add_argument("--batch", type=int, default=64, help="videos in the profiled forward pass (paper: 64)")
+    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--variants-file", help="override config/variants.yaml")
+    return "avvp.profile"
+
+
+def _table(sub):
+    p = sub.add_parser("table", help="assemble one of the paper's tables from evaluated runs")
+    p.add_argument("--table", required=True, choices=["table1", "table2", "table3", "table4"])
+    p.add_argument("--results", default="results", help="results folder holding runs/ and profile/")
+    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--tables", default="config/tables.yaml")
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds to aggregate (default: from config)")
+    p.add_argument("--data", help="packed dataset whose manifest describes the data (for the header)")
+    p.add_argument("--out", required=True, help="output .md (a .csv is written beside it)")
+    return "avvp.tables"
+
+
+def _figure(sub):
+    p = sub.add_parser("figure", help="the paper's figures from evaluated runs")
+    p.add_argument("--kind", required=True, choices=["timeline", "tsne", "spread"])
+    p.add_argument("--results", default="results")
+    p.add_argument("--tables", default="config/tables.yaml")
+    p.add_argument("--methods", nargs="+", help="variant names to compare (timeline, tsne)")
+    p.add_argument("--seeds", type=int, nargs="+")
+    p.add_argument("--out", required=True, help="output .png")
+    return "avvp.figures"
+
+
+COMMANDS = [_synth, _pack, _score, _refine, _train, _evaluate, _profile, _table, _figure]
+
+
+def parser() -> tuple[argparse.ArgumentParser, dict]:
+    ap = argparse.ArgumentParser(prog="avvp", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    modules = {}
+    for add in COMMANDS:
+        name = add.__name__.lstrip("_")
+        modules[name] = add(sub)
+    return ap, modules
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap, modules = parser()
+    args = ap.parse_args(argv)
+    try:
+        module = importlib.import_module(modules[args.command])
+        module.run(args)
+    except AvvpError as e:
+        print(f"avvp {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"avvp {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Small file helpers: atomic writes, so a killed job never leaves a half-written output behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> tuple[Path, Path]:
+    """A temporary sibling of `path` (same folder, so os.replace is atomic) and the final path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp), path
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    tmp, path = atomic_path(path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    tmp, path = atomic_path(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_npz(path: str | os.PathLike, **arrays) -> None:
+    tmp, path = atomic_path(path, suffix=".npz")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    tmp, path = atomic_path(path, suffix=".npy")
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
