@@ -56,6 +56,7 @@ def _refine(sub):
     p.add_argument("--epochs", type=int, help="step-1 epochs (default 12, as MA)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     return "avvp.refine"
 
 
@@ -71,6 +72,7 @@ def _train(sub):
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--protocol", default="default", choices=["default", "released"])
     p.add_argument("--variants-file", help="override config/variants.yaml")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     return "avvp.train"
 
 
@@ -81,6 +83,7 @@ def _evaluate(sub):
     p.add_argument("--data", help="packed dataset (default: the one the run was trained on)")
     p.add_argument("--out", help="output folder (default RUN/<split>)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     return "avvp.evaluate"
 
 

@@ -51,7 +51,7 @@ def get(name: str, path: str | None = None) -> dict:
     recipe.update(entry.get("recipe_overrides", {}))
     return {"name": key, "slug": slug(key), "model": entry["model"], "labels": entry.get("labels", "weak"),
             "losses": entry.get("losses", []), "recipe_name": entry["recipe"], "recipe": recipe,
-            "why": entry.get("why", "")}
+            "gating": entry.get("gating", "han"), "why": entry.get("why", "")}
 
 
 def names(path: str | None = None) -> list[str]:
