@@ -1,0 +1,118 @@
+"""`avvp pack`: validate an LLP folder once and write the packed layout of ARCHITECTURE.md.
+
+Every annotation file is read and checked first (`avvp.data.llp`), then every feature file is loaded,
+checked and streamed into memory-mapped .npy arrays of a temporary sibling of --out, which is renamed
+into place only when everything is valid and written: a bad input leaves nothing at --out.
+
+    P/manifest.json
+    P/<split>/filenames.npy labels.npy audio.npy visual.npy [frames.npy] motion.npy
+    P/val|test/gt_audio.npy gt_visual.npy          P/train/true_audio.npy true_visual.npy (synthetic)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from avvp.constants import FEATURES, FRAMES_PER_SEGMENT, NUM_SEGMENTS, SPLITS
+from avvp.data.llp import LLPAnnotations, LLPPaths, load_feature, read_annotations
+from avvp.errors import AvvpError
+
+FORMAT = 1
+
+
+def paths_from_args(args) -> LLPPaths:
+    return LLPPaths.from_root(
+        args.data, train_csv=args.train_csv, val_csv=args.val_csv, test_csv=args.test_csv,
+        eval_audio_csv=args.eval_audio_csv, eval_visual_csv=args.eval_visual_csv,
+        audio_dir=args.audio_dir, visual_dir=args.visual_dir, motion_dir=args.motion_dir)
+
+
+def segment_means(frames: np.ndarray) -> np.ndarray:
+    """(80, D) frame features -> (10, D): the mean of each second's 8 frames."""
+    return frames.reshape(NUM_SEGMENTS, FRAMES_PER_SEGMENT, -1).mean(axis=1)
+
+
+def pack_split(split: str, ann, paths: LLPPaths, out: Path, frames: bool) -> None:
+    """Stream one split's features into memory-mapped arrays, checking every file on the way."""
+    out.mkdir()
+    n = len(ann.filenames)
+    open_ = np.lib.format.open_memmap
+    arrays = {
+        "audio": open_(out / "audio.npy", "w+", np.float32, (n, *FEATURES["audio"][1])),
+        "visual": open_(out / "visual.npy", "w+", np.float32, (n, NUM_SEGMENTS, FEATURES["visual"][1][1])),
+        "motion": open_(out / "motion.npy", "w+", np.float32, (n, *FEATURES["motion"][1])),
+    }
+    if frames:
+        arrays["frames"] = open_(out / "frames.npy", "w+", np.float32, (n, *FEATURES["visual"][1]))
+    for i, name in enumerate(tqdm(ann.filenames, desc=f"pack {split}", unit="video", mininterval=1)):
+        arrays["audio"][i] = load_feature(paths.features["audio"], name, "audio")
+        arrays["motion"][i] = load_feature(paths.features["motion"], name, "motion")
+        f = load_feature(paths.features["visual"], name, "visual")
+        arrays["visual"][i] = segment_means(f)
+        if frames:
+            arrays["frames"][i] = f
+    for a in arrays.values():
+        a.flush()
+    del arrays
+    np.save(out / "filenames.npy", np.array(ann.filenames, dtype=str))
+    np.save(out / "labels.npy", ann.labels)
+    if ann.gt_audio is not None:
+        np.save(out / "gt_audio.npy", ann.gt_audio)
+        np.save(out / "gt_visual.npy", ann.gt_visual)
+
+
+def manifest(paths: LLPPaths, ann: LLPAnnotations, frames: bool) -> dict:
+    return {
+        "format": FORMAT,
+        "source": {"data": str(paths.root.resolve()),
+                   "weak": {s: str(p.resolve()) for s, p in paths.weak.items()},
+                   "eval_audio": str(paths.eval_audio.resolve()),
+                   "eval_visual": str(paths.eval_visual.resolve()),
+                   "features": {k: str(p.resolve()) for k, p in paths.features.items()}},
+        "annotation_version": ann.version,
+        "hashes": ann.hashes,
+        "splits": {s: len(a.filenames) for s, a in ann.splits.items()},
+        "frames": frames,
+        "train_truth": ann.train_truth is not None,
+        "quirks": ann.quirks,
+        "synthetic": ann.synthetic,
+    }
+
+
+def pack(paths: LLPPaths, out: Path, frames: bool = True) -> dict:
+    """Validate and pack; the result appears at `out` only when complete. Returns the manifest."""
+    for kind, folder in paths.features.items():
+        if not folder.is_dir():
+            raise AvvpError(f"{folder}: {kind} feature folder not found")
+    ann = read_annotations(paths)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        for split in SPLITS:
+            pack_split(split, ann.splits[split], paths, tmp / split, frames)
+        if ann.train_truth is not None:
+            np.save(tmp / "train" / "true_audio.npy", ann.train_truth[0])
+            np.save(tmp / "train" / "true_visual.npy", ann.train_truth[1])
+        m = manifest(paths, ann, frames)
+        (tmp / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return m
+
+
+def run(args) -> None:
+    m = pack(paths_from_args(args), Path(args.out), frames=not args.no_frames)
+    quirks = ", ".join(f"{k} {v['count']}" for k, v in m["quirks"].items()) or "none"
+    print(f"packed {m['splits']} (annotations {m['annotation_version']}) into {args.out}; quirks: {quirks}")
