@@ -36,7 +36,7 @@ def binarize(frame_prob, global_prob, a_prob=None, v_prob=None, gating: str = "h
         SO_a[c, t] = (frame_prob[t, audio, c] >= 0.5) * o[c], SO_v likewise with the same o.
     MA gating: audio is gated by `a_prob >= 0.5`, visual by `v_prob >= 0.5`.
     """
-    frame_prob = np.asarray(frame_prob)
+    frame_prob = _to_numpy(frame_prob)
     if frame_prob.ndim != 4 or frame_prob.shape[2] != 2:
         raise ValueError(f"frame_prob must be (N, T, 2, C), got {frame_prob.shape}")
     n, _, _, c = frame_prob.shape
@@ -55,11 +55,18 @@ def binarize(frame_prob, global_prob, a_prob=None, v_prob=None, gating: str = "h
             np.ascontiguousarray(visual.transpose(0, 2, 1), dtype=np.uint8))
 
 
+def _to_numpy(x) -> np.ndarray:
+    """A numpy view of an array or a torch tensor (detached, on the CPU: validation passes them as is)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
+    return np.asarray(x)
+
+
 def _video_gate(prob, name: str, n: int, c: int) -> np.ndarray:
     """Video-level decision `prob >= 0.5` of shape (N, C)."""
     if prob is None:
         raise ValueError(f"{name} is required for this gating")
-    prob = np.asarray(prob)
+    prob = _to_numpy(prob)
     if prob.shape != (n, c):
         raise ValueError(f"{name} must be ({n}, {c}), got {prob.shape}")
     return prob >= THRESHOLD
@@ -201,7 +208,7 @@ def llp_scores(pred_audio, pred_visual, gt_audio, gt_visual) -> dict:
 def _binary_inputs(*arrays):
     """Check the four (N, C, T) 0/1 arrays agree in shape and hold only 0/1; return them as bool."""
     names = ("pred_audio", "pred_visual", "gt_audio", "gt_visual")
-    arrays = [np.asarray(a) for a in arrays]
+    arrays = [_to_numpy(a) for a in arrays]
     shape = arrays[0].shape
     if len(shape) != 3 or shape[0] == 0:
         raise ValueError(f"pred_audio must be a non-empty (N, C, T) array, got shape {shape}")
