@@ -1,0 +1,63 @@
+# The AVVP benchmark: every row of the paper's Tables 1-4, trained, evaluated and tabulated.
+#
+#   snakemake --profile profiles/default results/table2.md     one table (its runs, and only those)
+#   snakemake --profile profiles/default                       all four tables and the figures
+#   snakemake --profile profiles/slurm                         the same on a SLURM cluster
+#   snakemake --report results/report.html                     tables and figures in one HTML report
+#
+# The stages (workflow/rules/*.smk) only call `avvp` subcommands, one file on disk between each two:
+#   synthesize -> pack -> refine (per seed) -> train (per row and seed) -> evaluate -> profile -> table -> figure
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/config.smk"
+
+
+config.update(typed(config))
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+wildcard_constraints:
+    slug="|".join(sorted(NAME, key=len, reverse=True)),
+    seed=r"\d+",
+    dseed=r"\d+",
+    split="val|test",
+    table="table[1-4]",
+    kind="|".join(FIGURES),
+    preset="tiny|default|full",
+    packed=r"llp|(tiny|default|full)-s\d+",
+
+
+localrules:
+    all,
+    figures,
+
+
+rule all:
+    """All four tables and every figure."""
+    input:
+        expand("results/{table}.md", table=sorted(TABLES)),
+        expand("results/figures/{kind}.png", kind=FIGURES),
+
+
+rule figures:
+    """Every figure: `snakemake figures`."""
+    input:
+        expand("results/figures/{kind}.png", kind=FIGURES),
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/tables.smk"

@@ -1,0 +1,164 @@
+# Shared definitions of the workflow: the data folders, the runs each table needs, job resources.
+# Functions only (no rules), so the rule files stay readable.
+
+import json
+import os
+import shlex
+import shutil
+import sys
+
+import yaml
+
+from avvp import variants as avvp_variants
+from avvp.io import write_text
+
+
+# The shell commands call `avvp`. Snakemake may be started as .venv/bin/snakemake without the venv on PATH, so put
+# the folder of the Python running Snakemake (where pip put the `avvp` script: venv, conda env) first. SLURM jobs
+# re-read this file with the same Python, so they find the same `avvp`.
+os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+if shutil.which("avvp") is None:
+    raise WorkflowError(f"the `avvp` command is not installed beside {sys.executable} (run .ci/setup)")
+
+
+# --- rows of the paper ----------------------------------------------------------------------------------------
+VARIANTS_FILE = "config/variants.yaml"
+TABLES_FILE = "config/tables.yaml"
+
+NAME = {avvp_variants.slug(n): n for n in avvp_variants.names(VARIANTS_FILE)}  # slug -> row name
+with open(TABLES_FILE) as f:
+    TABLES = yaml.safe_load(f)["tables"]
+for _table, _spec in TABLES.items():
+    for _row in _spec["rows"]:
+        if avvp_variants.slug(_row["variant"]) not in NAME:
+            raise WorkflowError(f"{TABLES_FILE}: {_table} row '{_row['variant']}' is not in {VARIANTS_FILE}")
+
+
+def variant(slug):
+    """The variants.yaml entry of a row (recipe merged in), by slug."""
+    return avvp_variants.get(NAME[slug], VARIANTS_FILE)
+
+
+def table_variants(table):
+    """The row names of one table, each once, in the table's order."""
+    return list(dict.fromkeys(row["variant"] for row in TABLES[table]["rows"]))
+
+
+# --- seeds, data ----------------------------------------------------------------------------------------------
+DATASET = config["dataset"]
+SYNTHETIC = DATASET["kind"] == "synthetic"
+# The released protocol fixes every seed to 0 (SPEC 5): one run per row; more seeds would repeat it.
+SEEDS = [0] if config["protocol"] == "released" else list(config["seeds"])
+if config["protocol"] == "released" and config["seeds"] != [0]:
+    logger.warning(f"protocol 'released' fixes the seed to 0: training seed 0 only (config seeds {config['seeds']})")
+
+PACKED_NAME = f"{DATASET['preset']}-s{DATASET['seed']}" if SYNTHETIC else "llp"
+PACKED = f"data/packed/{PACKED_NAME}"
+MANIFEST = f"{PACKED}/manifest.json"
+LLP_CSVS = ["AVVP_train.csv", "AVVP_val_pd.csv", "AVVP_test_pd.csv", "AVVP_eval_audio.csv", "AVVP_eval_visual.csv"]
+# Large inputs (real LLP or the full synthetic preset) need more memory and time per job.
+LARGE = not SYNTHETIC or DATASET["preset"] == "full"
+
+
+def raw_data(wildcards):
+    """The input of `pack`: the synthetic folder of this packed name, or the real LLP annotation files."""
+    if wildcards.packed == "llp":
+        if DATASET["kind"] != "llp":
+            raise WorkflowError("data/packed/llp needs `dataset: {kind: llp, path: ...}` in the config")
+        return [os.path.join(DATASET["path"], name) for name in LLP_CSVS]
+    return [f"data/synthetic/{wildcards.packed}"]
+
+
+def raw_folder(wildcards, input):
+    """The LLP root folder given to `avvp pack --data`."""
+    return DATASET["path"] if wildcards.packed == "llp" else input.raw[0]
+
+
+def epochs_arg():
+    """`--epochs N` when the config overrides the recipes' epochs."""
+    return f"--epochs {config['epochs']}" if config["epochs"] else ""
+
+
+def refine_epochs_arg():
+    """MA's step 1 runs 12 epochs where the recipes run 40: an epochs override scales it (at least 1)."""
+    return f"--epochs {max(1, round(config['epochs'] * 12 / 40))}" if config["epochs"] else ""
+
+
+# --- runs -----------------------------------------------------------------------------------------------------
+def run_dir(name, seed):
+    return f"results/runs/{avvp_variants.slug(name)}/seed{seed}"
+
+
+def train_inputs(wildcards):
+    """The packed data, and MA's refined labels of the same seed for rows trained on refined labels."""
+    inputs = {"manifest": MANIFEST}
+    if variant(wildcards.slug)["labels"] == "refined":
+        inputs["refined"] = f"results/refine/seed{wildcards.seed}/refined_labels.npz"
+    return inputs
+
+
+def refined_arg(wildcards, input):
+    return f"--refined {shlex.quote(input.refined)}" if "refined" in input.keys() else ""
+
+
+def test_metrics(names, seeds):
+    return [f"{run_dir(n, s)}/test/metrics.json" for n in names for s in seeds]
+
+
+def table_inputs(wildcards):
+    """Every row's test metrics for every seed; Table 4 also every row's FLOPs/params profile."""
+    names = table_variants(wildcards.table)
+    inputs = {"metrics": test_metrics(names, SEEDS), "config": "results/config.yaml", "manifest": MANIFEST,
+              "tables": TABLES_FILE}
+    if TABLES[wildcards.table].get("extra"):
+        inputs["profiles"] = [f"results/profile/{avvp_variants.slug(n)}.json" for n in names]
+    return inputs
+
+
+# The paper's Fig. 2 compares ours with MA; Figs. 3-4 use MA* vs ours. Both figures here show MA and MA* + Ours
+# on the first seed; the spread figure shows every Table 2 row over all seeds.
+FIGURE_METHODS = {"timeline": ["MA", "MA* + Ours"], "tsne": ["MA", "MA* + Ours"]}
+FIGURES = ["timeline", "tsne", "spread"]
+
+
+def figure_methods(kind):
+    return FIGURE_METHODS.get(kind) or table_variants("table2")
+
+
+def figure_seeds(kind):
+    return SEEDS if kind == "spread" else SEEDS[:1]
+
+
+def figure_inputs(wildcards):
+    methods, seeds = figure_methods(wildcards.kind), figure_seeds(wildcards.kind)
+    if wildcards.kind == "spread":
+        return test_metrics(methods, seeds)
+    return [f"{run_dir(m, s)}/test/predictions.npz" for m in methods for s in seeds]
+
+
+def quoted(names):
+    return " ".join(shlex.quote(str(n)) for n in names)
+
+
+# --- resources ------------------------------------------------------------------------------------------------
+CUDA = config["device"] == "cuda"
+# `gpu` is what the SLURM executor turns into --gpus; locally it limits concurrent GPU jobs (profiles/default).
+GPUS = config["slurm"]["gpus_per_job"] if CUDA else 0
+# Partition and account of every SLURM job, from the config; absent keys leave the cluster's defaults.
+SLURM = {f"slurm_{key}": config["slurm"][key] for key in ("partition", "account") if config["slurm"][key]}
+
+
+# --- checks ---------------------------------------------------------------------------------------------------
+def resolve_config(manifest, out, log):
+    """Check the packed data's annotation version against the config's, then write the config as run.
+
+    `avvp table` reads this file, so the tables describe the config actually used (including --config
+    overrides) rather than config/config.yaml.
+    """
+    with open(manifest) as f:
+        found = str(json.load(f).get("annotation_version", "unknown"))
+    wanted = str(config["annotation_version"])
+    if wanted != "auto" and wanted != found:
+        raise WorkflowError(f"{manifest}: annotation_version is '{found}' but the config asks for '{wanted}'")
+    write_text(out, yaml.safe_dump({**config, "seeds": SEEDS}, sort_keys=False))
+    write_text(log, f"annotation_version: config {wanted}, {manifest} {found}: ok\n")

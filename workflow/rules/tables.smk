@@ -1,0 +1,85 @@
+# Reporting: parameters and FLOPs (Table 4), the four tables, the figures.
+
+
+rule profile:
+    """Parameters and FLOPs of one row, in the paper's thop convention and truly counted."""
+    output:
+        "results/profile/{slug}.json",
+    params:
+        variant=lambda wildcards: NAME[wildcards.slug],
+        variants=VARIANTS_FILE,
+    log:
+        "results/logs/profile/{slug}.log",
+    benchmark:
+        "results/benchmarks/profile/{slug}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=15,
+        **SLURM,
+    conda:
+        "../envs/avvp.yaml"
+    shell:
+        "avvp profile --variant {params.variant:q} --variants-file {params.variants:q} --out {output} > {log} 2>&1"
+
+
+rule table:
+    """One of the paper's tables: our mean ± std over seeds beside the published numbers."""
+    input:
+        unpack(table_inputs),
+    output:
+        md=report(
+            "results/{table}.md",
+            caption="../report/table.rst",
+            category="Tables",
+            labels={"table": "{table}", "format": "markdown"},
+        ),
+        csv=report(
+            "results/{table}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            labels={"table": "{table}", "format": "csv"},
+        ),
+    params:
+        results=lambda wildcards, input: os.path.dirname(input.config),
+        data=lambda wildcards, input: os.path.dirname(input.manifest),
+        seeds=" ".join(map(str, SEEDS)),
+    log:
+        "results/logs/table/{table}.log",
+    benchmark:
+        "results/benchmarks/table/{table}.tsv"
+    localrule: True
+    conda:
+        "../envs/avvp.yaml"
+    shell:
+        "avvp table --table {wildcards.table} --results {params.results:q} --config {input.config:q}"
+        " --tables {input.tables:q} --data {params.data:q} --seeds {params.seeds} --out {output.md:q} > {log} 2>&1"
+
+
+rule figure:
+    """One of the paper's figures (timeline: Fig. 2 style, tsne: Figs. 3-4 style, spread: seeds of Table 2)."""
+    input:
+        runs=figure_inputs,
+        tables=TABLES_FILE,
+    output:
+        report(
+            "results/figures/{kind}.png",
+            caption="../report/figure.rst",
+            category="Figures",
+            labels={"figure": "{kind}"},
+        ),
+    params:
+        methods=lambda wildcards: quoted(figure_methods(wildcards.kind)),
+        seeds=lambda wildcards: " ".join(map(str, figure_seeds(wildcards.kind))),
+    log:
+        "results/logs/figure/{kind}.log",
+    benchmark:
+        "results/benchmarks/figure/{kind}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        **SLURM,
+    conda:
+        "../envs/avvp.yaml"
+    shell:
+        "avvp figure --kind {wildcards.kind} --results results --tables {input.tables:q} --methods {params.methods}"
+        " --seeds {params.seeds} --out {output} > {log} 2>&1"

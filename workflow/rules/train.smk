@@ -1,0 +1,102 @@
+# Training: MA's label refinement (per seed), every row (per variant and seed), evaluation on val and test.
+# Resuming: `avvp train` continues from RUN/last.pt when given the same --out. last.pt is not an output on
+# purpose (Snakemake deletes the outputs of a failed or interrupted job); done.json is written last.
+
+
+rule refine:
+    """MA steps 1-2: the modality-aware refined labels every `labels: refined` row trains on."""
+    input:
+        manifest=MANIFEST,
+    output:
+        labels="results/refine/seed{seed}/refined_labels.npz",
+        summary="results/refine/seed{seed}/summary.json",
+    params:
+        data=lambda wildcards, input: os.path.dirname(input.manifest),
+        out=lambda wildcards, output: os.path.dirname(output.labels),
+        epochs=refine_epochs_arg(),
+        device=config["device"],
+        precision=config["precision"],
+    log:
+        "results/logs/refine/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/refine/seed{seed}.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: (16000 if LARGE else 4000) * attempt,
+        runtime=240 if LARGE else 60,
+        gpu=GPUS,
+        **SLURM,
+    conda:
+        "../envs/avvp.yaml"
+    shell:
+        "avvp refine --data {params.data:q} --seed {wildcards.seed} --out {params.out:q} {params.epochs}"
+        " --device {params.device} --precision {params.precision} --threads {threads} > {log} 2>&1"
+
+
+rule train:
+    """One row of the paper with one seed."""
+    input:
+        unpack(train_inputs),
+    output:
+        done="results/runs/{slug}/seed{seed}/done.json",
+        best="results/runs/{slug}/seed{seed}/best.pt",
+    params:
+        variant=lambda wildcards: NAME[wildcards.slug],
+        # The row's resolved entry: editing this row in variants.yaml retrains this row only (trigger `params`).
+        spec=lambda wildcards: json.dumps(variant(wildcards.slug), sort_keys=True),
+        data=lambda wildcards, input: os.path.dirname(input.manifest),
+        out=lambda wildcards, output: os.path.dirname(output.done),
+        refined=refined_arg,
+        epochs=epochs_arg(),
+        device=config["device"],
+        precision=config["precision"],
+        protocol=config["protocol"],
+        variants=VARIANTS_FILE,
+    log:
+        "results/logs/train/{slug}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{slug}/seed{seed}.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: (16000 if LARGE else 4000) * attempt,
+        runtime=600 if LARGE else 120,
+        gpu=GPUS,
+        **SLURM,
+    conda:
+        "../envs/avvp.yaml"
+    shell:
+        "avvp train --variant {params.variant:q} --seed {wildcards.seed} --data {params.data:q}"
+        " --out {params.out:q} {params.refined} {params.epochs} --device {params.device}"
+        " --precision {params.precision} --protocol {params.protocol} --variants-file {params.variants:q}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule evaluate:
+    """metrics.json and predictions.npz of a trained run on one split."""
+    input:
+        done="results/runs/{slug}/seed{seed}/done.json",
+        best="results/runs/{slug}/seed{seed}/best.pt",
+        manifest=MANIFEST,
+    output:
+        metrics="results/runs/{slug}/seed{seed}/{split}/metrics.json",
+        predictions="results/runs/{slug}/seed{seed}/{split}/predictions.npz",
+    params:
+        run=lambda wildcards, input: os.path.dirname(input.done),
+        data=lambda wildcards, input: os.path.dirname(input.manifest),
+        out=lambda wildcards, output: os.path.dirname(output.metrics),
+        device=config["device"],
+    log:
+        "results/logs/evaluate/{slug}/seed{seed}-{split}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{slug}/seed{seed}-{split}.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=8000 if LARGE else 2000,
+        runtime=60 if LARGE else 15,
+        gpu=GPUS,
+        **SLURM,
+    conda:
+        "../envs/avvp.yaml"
+    shell:
+        "avvp evaluate --run {params.run:q} --split {wildcards.split} --data {params.data:q} --out {params.out:q}"
+        " --device {params.device} --threads {threads} > {log} 2>&1"
