@@ -1,0 +1,85 @@
+"""HAN's hybrid attention network (Tian et al., ECCV 2020; SPEC 3; the paper's Eqs. 1-2).
+
+One hybrid attention layer, with one set of weights shared by both modalities, updates each modality's
+segments by self-attention within the modality plus cross-modal attention to the other one, then a
+feed-forward block (post-norm):
+
+    q = LN1(q + drop(CrossAttn(q, other)) + drop(SelfAttn(q)))
+    q = LN2(q + drop(W2 drop(relu(W1 q))))
+
+The same layer, at width d_c over the 25 class tokens of a segment, is CM-Co's class co-occurrence layer
+(Eq. 5), so it is written for any width and any token axis.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class HybridAttention(nn.Module):
+    """One hybrid attention layer over (N, L, d) token sets: 1 head, feed-forward `d_ff`, post-norm.
+
+    Attention uses nn.MultiheadAttention (batch_first). Its dropout on the attention weights follows
+    PyTorch's transformer layers. Layer norms are modules (thop counts them as zero operations in
+    `avvp profile`, as the paper's convention does); softmax and relu are functional, so thop never
+    sees them.
+    """
+
+    def __init__(self, d: int, d_ff: int, dropout: float, cross: bool = True):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d, 1, dropout=dropout, batch_first=True)
+        # Built only when used: a module that exists but is never called would still count as weights.
+        self.cross_attn = nn.MultiheadAttention(d, 1, dropout=dropout, batch_first=True) if cross else None
+        self.linear1 = nn.Linear(d, d_ff)
+        self.linear2 = nn.Linear(d_ff, d)
+        self.norm1 = nn.LayerNorm(d)
+        self.norm2 = nn.LayerNorm(d)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, q: torch.Tensor, other: torch.Tensor | None = None) -> torch.Tensor:
+        """q: (N, L, d) queries; other: (N, L', d) tokens of the other modality (None: self-attention only)."""
+        y = q + self.drop(self.self_attn(q, q, q, need_weights=False)[0])
+        if other is not None:
+            y = y + self.drop(self.cross_attn(q, other, other, need_weights=False)[0])
+        y = self.norm1(y)
+        return self.norm2(y + self.drop(self.linear2(self.drop(F.relu(self.linear1(y))))))
+
+
+def hybrid_pair(layer: HybridAttention, a: torch.Tensor, v: torch.Tensor, cross: bool = True):
+    """Apply one shared layer to both modalities in a single batched call (Eq. 2 / Eq. 5).
+
+    Audio and visual are stacked along the batch axis, so each attention and linear runs once on 2N
+    token sets; the cross-attention keys are the same stack with the halves swapped (audio queries see
+    visual tokens and vice versa).
+    """
+    n = a.shape[0]
+    x = torch.cat([a, v], dim=0)
+    other = torch.cat([v, a], dim=0) if cross else None
+    y = layer(x, other)
+    return y[:n], y[n:]
+
+
+class HANBackbone(nn.Module):
+    """1-3 hybrid attention layers over the 10 segments: (f_a, f_v) -> (x_a, x_v), (B, 10, 512) each.
+
+    stacking='chained' feeds each layer the previous layer's output (the correct stacking, our default).
+    stacking='released' reproduces the released HAN code, where every layer reads the ORIGINAL inputs, so
+    only the last layer shapes the output (the others are still computed, as there, which is what Table 4's
+    "HAN 2/3 Layers" FLOPs and parameters measure).
+    """
+
+    def __init__(self, d: int = 512, layers: int = 1, stacking: str = "chained", dropout: float = 0.1):
+        super().__init__()
+        self.stacking = stacking
+        self.layers = nn.ModuleList(HybridAttention(d, d, dropout) for _ in range(layers))
+
+    def forward(self, f_a: torch.Tensor, f_v: torch.Tensor):
+        x_a, x_v = f_a, f_v
+        for layer in self.layers:
+            if self.stacking == "released":
+                x_a, x_v = hybrid_pair(layer, f_a, f_v)
+            else:
+                x_a, x_v = hybrid_pair(layer, x_a, x_v)
+        return x_a, x_v

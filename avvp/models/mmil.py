@@ -1,0 +1,45 @@
+"""HAN's frame head and attentive MMIL pooling (SPEC 3; the paper's Eq. 3).
+
+On x = stack(audio, visual) of shape (B, T, 2, d):
+    frame_prob = sigmoid(Linear(d -> C)(x))                 segment-level probabilities p_t
+    frame_att  = softmax over time of Linear(d -> C)(x)     temporal attention w_t^a, w_t^v
+    av_att     = softmax over the 2 modalities of Linear(d -> C)(x)   modality attention w_t^av
+    global = sum_t sum_m frame_att * frame_prob * av_att,  a_prob / v_prob = sum_t frame_att * frame_prob.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from avvp.constants import NUM_CLASSES
+
+
+class FrameHead(nn.Module):
+    """HAN's segment-level classifier: sigmoid(Linear(d -> C)) on any (..., d) tensor."""
+
+    def __init__(self, d: int = 512, n_classes: int = NUM_CLASSES):
+        super().__init__()
+        self.fc_prob = nn.Linear(d, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.fc_prob(x))
+
+
+class MMILPooling(nn.Module):
+    """Attentive MMIL pooling of segment probabilities into video-level ones (Eq. 3)."""
+
+    def __init__(self, d: int = 512, n_classes: int = NUM_CLASSES):
+        super().__init__()
+        self.fc_frame_att = nn.Linear(d, n_classes)
+        self.fc_av_att = nn.Linear(d, n_classes)
+
+    def forward(self, x: torch.Tensor, frame_prob: torch.Tensor) -> dict:
+        """x: (B, T, 2, d) features; frame_prob: (B, T, 2, C). Returns the pooled probabilities."""
+        frame_att_logit = self.fc_frame_att(x)
+        frame_att = torch.softmax(frame_att_logit, dim=1)
+        av_att = torch.softmax(self.fc_av_att(x), dim=2)
+        temporal = (frame_att * frame_prob).sum(dim=1)           # (B, 2, C)
+        global_prob = (frame_att * frame_prob * av_att).sum(dim=(1, 2))
+        return {"global_prob": global_prob, "a_prob": temporal[:, 0], "v_prob": temporal[:, 1],
+                "frame_att_logit": frame_att_logit}

@@ -1,0 +1,146 @@
+"""Models: every variant builds, runs and trains; shapes, ranges, equivalences, stacking, determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from avvp import variants
+from avvp.errors import AvvpError
+from avvp.losses import mmil_bce
+from avvp.models import build
+from avvp.models.cmco import CMCo
+from avvp.profile import model_spec
+
+B = 3
+
+
+def inputs(b: int = B, frames: int = 10, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(b, 10, 128, generator=g), torch.randn(b, frames, 2048, generator=g),
+            torch.randn(b, 10, 512, generator=g))
+
+
+def built(spec: dict, seed: int = 0):
+    torch.manual_seed(seed)
+    return build(spec)
+
+
+@pytest.mark.parametrize("name", variants.names())
+def test_every_variant_builds_runs_and_backpropagates(name):
+    model = built(model_spec(variants.get(name)))
+    model.train()
+    out = model(*inputs())
+    shapes = {"global_prob": (B, 25), "a_prob": (B, 25), "v_prob": (B, 25), "frame_prob": (B, 10, 2, 25),
+              "frame_att_logit": (B, 10, 2, 25), "x_a": (B, 10, 512), "x_v": (B, 10, 512), "v_in": (B, 10, 512)}
+    assert {k: tuple(v.shape) for k, v in out.items()} == shapes
+    for key in ("global_prob", "a_prob", "v_prob", "frame_prob"):
+        assert out[key].min() >= 0 and out[key].max() <= 1, key
+    # The video-level audio/visual probabilities are the frame probabilities pooled by a temporal
+    # attention that sums to one over the 10 segments (softmax of the returned logits over time).
+    att = torch.softmax(out["frame_att_logit"], dim=1)
+    torch.testing.assert_close(att.sum(dim=1), torch.ones(B, 2, 25))
+    pooled = (att * out["frame_prob"]).sum(dim=1)
+    torch.testing.assert_close(out["a_prob"], pooled[:, 0])
+    torch.testing.assert_close(out["v_prob"], pooled[:, 1])
+
+    y = (torch.arange(25) % 7 == 0).float().expand(B, 25)
+    mmil_bce(out, y, y, y).backward()
+    for proj in ("fc_a", "fc_v", "fc_st", "fc_fusion"):
+        grad = getattr(model.inputs, proj).weight.grad
+        assert grad is not None and grad.abs().sum() > 0, proj
+
+
+@pytest.mark.parametrize("spec", [{}, {"head": "cmco"}, {"backbone": "ave"}, {"backbone": "avsdn"}])
+def test_80_frames_and_per_second_means_give_the_same_outputs(spec):
+    model = built(spec).eval()
+    audio, frames, motion = inputs(frames=80)
+    means = frames.view(B, 10, 8, 2048).mean(dim=2)
+    with torch.no_grad():
+        a, b = model(audio, frames, motion), model(audio, means, motion)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def _outputs(model, x):
+    with torch.no_grad():
+        return model.eval()(*x)
+
+
+def test_released_stacking_reads_the_original_inputs():
+    x = inputs()
+    chained = built({"layers": 2, "stacking": "chained"})
+    released = built({"layers": 2, "stacking": "released"})
+    released.load_state_dict(chained.state_dict())
+    assert not torch.allclose(_outputs(chained, x)["x_a"], _outputs(released, x)["x_a"])
+    # Released: only the last layer shapes the output, so it equals a 1-layer HAN holding that layer.
+    one = built({"layers": 1})
+    state = {k.replace("backbone.layers.1.", "backbone.layers.0."): v for k, v in released.state_dict().items()
+             if not k.startswith("backbone.layers.0.")}
+    one.load_state_dict(state)
+    torch.testing.assert_close(_outputs(one, x)["global_prob"], _outputs(released, x)["global_prob"])
+
+
+def test_one_layer_stacking_modes_agree():
+    x = inputs()
+    chained, released = built({"layers": 1}), built({"layers": 1, "stacking": "released"})
+    released.load_state_dict(chained.state_dict())
+    for key, value in _outputs(chained, x).items():
+        torch.testing.assert_close(value, _outputs(released, x)[key])
+
+
+@pytest.mark.parametrize("spec", [{}, {"head": "cmco"}, {"backbone": "avsdn"}])
+def test_same_seed_same_outputs_in_training_mode(spec):
+    def run(seed):
+        model = built(spec, seed).train()
+        torch.manual_seed(seed + 100)             # dropout masks
+        return model(*inputs())
+    a, b, c = run(0), run(0), run(1)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert not torch.equal(a["global_prob"], c["global_prob"])
+
+
+def _cmco_probs(mode, x_a, x_v):
+    torch.manual_seed(0)
+    head = CMCo(mode).eval()
+    with torch.no_grad():
+        return head, head(x_a, x_v)
+
+
+@pytest.mark.parametrize("mode,audio_sees_visual", [("cm", True), ("av", False), ("a_only", False)])
+def test_cmco_modes_cross_attention_only_in_cm(mode, audio_sees_visual):
+    g = torch.Generator().manual_seed(1)
+    x_a, x_v = torch.randn(2, 10, 512, generator=g), torch.randn(2, 10, 512, generator=g)
+    _, p = _cmco_probs(mode, x_a, x_v)
+    _, q = _cmco_probs(mode, x_a, x_v + torch.randn(2, 10, 512, generator=g))
+    assert torch.allclose(p[:, :, 0], q[:, :, 0]) is not audio_sees_visual
+
+
+def test_cmco_attends_within_a_segment_only_and_ablations_keep_hans_head():
+    g = torch.Generator().manual_seed(2)
+    x_a, x_v = torch.randn(2, 10, 512, generator=g), torch.randn(2, 10, 512, generator=g)
+    _, p = _cmco_probs("cm", x_a, x_v)
+    x_a2 = x_a.clone()
+    x_a2[1, 4] += 1.0                               # change one segment of one video
+    _, q = _cmco_probs("cm", x_a2, x_v)
+    changed = (p - q).abs().amax(dim=(2, 3)) > 0    # (video, segment)
+    expected = torch.zeros(2, 10, dtype=torch.bool)
+    expected[1, 4] = True
+    assert torch.equal(changed, expected)
+    head, p = _cmco_probs("v_only", x_a, x_v)
+    torch.testing.assert_close(p[:, :, 0], torch.sigmoid(head.frame_head.fc_prob(x_a)))
+    assert head.layer.cross_attn is None and not hasattr(head, "tokens_a")
+
+
+@pytest.mark.parametrize("spec", [{"backbone": "lstm"}, {"layers": 4}, {"head": "cmco", "cmco_mode": "x"},
+                                  {"backbone": "ave", "layers": 2}, {"dropout": 1.5}, {"width": 3}])
+def test_bad_specs_are_one_line_errors(spec):
+    with pytest.raises(AvvpError, match="model spec"):
+        build(spec)
+
+
+def test_bad_input_shape_is_an_error():
+    audio, visual, motion = inputs()
+    with pytest.raises(AvvpError, match="visual"):
+        built({})(audio, visual[:, :9], motion)
