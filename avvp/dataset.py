@@ -65,7 +65,7 @@ def _load(folder: Path, name: str, required: bool = True):
 def load_split(packed: str | Path, split: str) -> Split:
     manifest(packed)
     folder = Path(packed) / split
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731  (a copy in memory)
     opt = lambda name: None if (a := _load(folder, name, required=False)) is None else np.asarray(a)  # noqa: E731
     return Split(
         name=split,
