@@ -25,6 +25,7 @@ from avvp.data.llp import LLPAnnotations, LLPPaths, load_feature, read_annotatio
 from avvp.errors import AvvpError
 
 FORMAT = 1
+BLOCK = 256          # videos between two re-openings of the output maps
 
 
 def paths_from_args(args) -> LLPPaths:
@@ -39,18 +40,38 @@ def segment_means(frames: np.ndarray) -> np.ndarray:
     return frames.reshape(NUM_SEGMENTS, FRAMES_PER_SEGMENT, -1).mean(axis=1)
 
 
+class StreamedArray:
+    """A .npy file created with open_memmap and filled block by block.
+
+    The map is closed and reopened every `BLOCK` videos so that written pages go back to the file and
+    the resident memory stays small even for the 6.5 GB of frames of the full dataset.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...]):
+        self.path = path
+        self.array = np.lib.format.open_memmap(path, "w+", np.float32, shape)
+
+    def __setitem__(self, i: int, value: np.ndarray) -> None:
+        self.array[i] = value
+        if (i + 1) % BLOCK == 0:
+            self.close()
+            self.array = np.lib.format.open_memmap(self.path, "r+")
+
+    def close(self) -> None:
+        self.array.flush()
+        del self.array
+
+
 def pack_split(split: str, ann, paths: LLPPaths, out: Path, frames: bool) -> None:
     """Stream one split's features into memory-mapped arrays, checking every file on the way."""
     out.mkdir()
     n = len(ann.filenames)
-    open_ = np.lib.format.open_memmap
-    arrays = {
-        "audio": open_(out / "audio.npy", "w+", np.float32, (n, *FEATURES["audio"][1])),
-        "visual": open_(out / "visual.npy", "w+", np.float32, (n, NUM_SEGMENTS, FEATURES["visual"][1][1])),
-        "motion": open_(out / "motion.npy", "w+", np.float32, (n, *FEATURES["motion"][1])),
-    }
+    shapes = {"audio": (n, *FEATURES["audio"][1]),
+              "visual": (n, NUM_SEGMENTS, FEATURES["visual"][1][1]),
+              "motion": (n, *FEATURES["motion"][1])}
     if frames:
-        arrays["frames"] = open_(out / "frames.npy", "w+", np.float32, (n, *FEATURES["visual"][1]))
+        shapes["frames"] = (n, *FEATURES["visual"][1])
+    arrays = {k: StreamedArray(out / f"{k}.npy", shape) for k, shape in shapes.items()}
     for i, name in enumerate(tqdm(ann.filenames, desc=f"pack {split}", unit="video", mininterval=1)):
         arrays["audio"][i] = load_feature(paths.features["audio"], name, "audio")
         arrays["motion"][i] = load_feature(paths.features["motion"], name, "motion")
@@ -59,8 +80,7 @@ def pack_split(split: str, ann, paths: LLPPaths, out: Path, frames: bool) -> Non
         if frames:
             arrays["frames"][i] = f
     for a in arrays.values():
-        a.flush()
-    del arrays
+        a.close()
     np.save(out / "filenames.npy", np.array(ann.filenames, dtype=str))
     np.save(out / "labels.npy", ann.labels)
     if ann.gt_audio is not None:
