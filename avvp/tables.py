@@ -255,13 +255,18 @@ def _describe_values(by_variant: dict[str, set]) -> str:
                      for v, s in by_variant.items())
 
 
-def stacking_line(spec: dict, variants_file: str | None) -> str:
-    """Which HAN stacking the multi-layer rows use (SPEC 3: the released code re-reads the inputs)."""
+def stacking_line(spec: dict, variants_file: str | None, runs: dict | None = None) -> str:
+    """Which HAN stacking the multi-layer rows use (SPEC 3: the released code re-reads the inputs).
+    The runs' own run.json `spec` wins over config/variants.yaml: it is what was trained."""
     parts = []
     for r in spec["rows"]:
         model = variants_mod.get(r["variant"], variants_file)["model"]
-        if model.get("backbone") == "han" and int(model.get("layers", 1)) > 1:
-            how = model.get("stacking", "chained")
+        trained = [x.get("spec") for x in (runs or {}).get(r["variant"], []) if isinstance(x.get("spec"), dict)]
+        layers = {int(t.get("layers", 1)) for t in trained} or {int(model.get("layers", 1))}
+        if model.get("backbone") != "han" or max(layers) < 2:
+            continue
+        hows = sorted({t.get("stacking", "chained") for t in trained}) or [model.get("stacking", "chained")]
+        for how in hows:
             why = ("every layer reads the original inputs, as the released code; only the last shapes "
                    "the output" if how == "released" else "each layer reads the previous one's output")
             parts.append(f"{r['variant']}: {how} ({why})")
@@ -309,7 +314,7 @@ def header(table: str, spec: dict, config: dict, seeds: list[int], data: str | N
     epochs_cfg = "each recipe's own" if epochs_cfg is None else str(epochs_cfg)
     epochs = {v: {r.get("epochs") for r in rs} - {None} for v, rs in runs.items()}
     lines.append(f"- Epochs: config {epochs_cfg}; runs: {_describe_values(epochs)}")
-    lines.append(f"- HAN stacking of the layer rows: {stacking_line(spec, variants_file)}")
+    lines.append(f"- HAN stacking of the layer rows: {stacking_line(spec, variants_file, runs)}")
     commits = sorted({r.get("git_commit") for rs in runs.values() for r in rs} - {None})
     runs_commit = f"; runs trained at {', '.join(commits)}" if commits else ""
     lines.append(f"- Code: git commit {git_commit()}{runs_commit}")

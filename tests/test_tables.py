@@ -91,14 +91,15 @@ def _metrics(values: dict[str, float]) -> dict:
     return out
 
 
-def _write_run(results: Path, variant: str, seed: int, numbers: dict[str, float], epochs: int = 5):
+def _write_run(results: Path, variant: str, seed: int, numbers: dict[str, float], epochs: int = 5,
+               spec: dict | None = None):
     run = results / "runs" / variants.slug(variant) / f"seed{seed}"
     (run / "test").mkdir(parents=True, exist_ok=True)
     (run / "test" / "metrics.json").write_text(json.dumps(_metrics(numbers)))
     (run / "run.json").write_text(json.dumps({
         "variant": variant, "slug": variants.slug(variant), "seed": seed, "protocol": "default",
         "epochs": epochs, "device": "cpu", "precision": "fp32", "data": "nowhere",
-        "data_manifest_sha256": "feed", "git_commit": "abc1234"}))
+        "data_manifest_sha256": "feed", "git_commit": "abc1234", **({"spec": spec} if spec else {})}))
 
 
 # Per seed, HAN's numbers are 50, 52, 54 plus a per-column offset; the other rows add chosen differences.
@@ -261,6 +262,12 @@ def test_table4_stacking_is_stated(tmp_path):
         {"paper_macs": 7.97e9, "paper_params": 3.5e6, "true_flops": 2e10, "true_params": 3.6e6}))
     text, _ = _cli(tree, tmp_path)
     assert "HAN 3 Layers: released (every layer reads the original inputs" in text
+    # What the runs say they trained (run.json spec) wins over config/variants.yaml.
+    for seed in range(3):
+        _write_run(tree["results"], "HAN 3 Layers", seed, {k: 50.0 for k in FIVE},
+                   spec={"backbone": "han", "layers": 3, "stacking": "chained"})
+    text, _ = _cli(tree, tmp_path)
+    assert "HAN 3 Layers: chained (each layer reads the previous one's output)" in text
 
 
 def test_missing_metrics_names_the_file_and_command(tmp_path, capsys):
