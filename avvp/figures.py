@@ -138,6 +138,7 @@ def _timeline_panel(ax, sources: list[tuple[str, np.ndarray, str]], title: str, 
 
 
 def timeline(results: Path, methods: list[str], seed: int, out: Path, count: int = 3, limit: int = 6) -> list[str]:
+    """Figure 2: `count` test videos (see pick_videos), audio and visual panels, returns their filenames."""
     preds = aligned(results, methods, seed)
     videos = pick_videos(preds, count=count, seed=seed)
     panels, heights = [], []
@@ -185,11 +186,14 @@ def embed(features: np.ndarray, seed: int) -> np.ndarray:
 
 
 def tsne(results: Path, methods: list[str], seed: int, out: Path, top: int = 8) -> None:
+    """Figures 3-4: where each method's pooled features put the videos, one colour per frequent label
+    combination (the `top` most common; the rest grey)."""
     keys = ("filenames", "pooled_audio", "pooled_visual", "gt_audio", "gt_visual")
     preds = aligned(results, methods, seed, keys)
     combos = label_combinations(preds[0]["gt_audio"], preds[0]["gt_visual"])
     common = [c for c, _ in Counter(combos).most_common(top)]
-    palette = plt.get_cmap("tab10")
+    # tab10 without its grey (index 7), which would read as "other".
+    palette = [plt.get_cmap("tab10")(i) for i in range(10) if i != 7]
     fig, axes = plt.subplots(2, 2, figsize=(12, 10), squeeze=False)
     for col, (method, p) in enumerate(zip(methods, preds)):
         for row, modality in enumerate(("audio", "visual")):
@@ -200,7 +204,7 @@ def tsne(results: Path, methods: list[str], seed: int, out: Path, top: int = 8) 
                 ax.scatter(xy[rest, 0], xy[rest, 1], s=8, c="lightgrey", label="other")
             for k, combo in enumerate(common):
                 sel = np.array([c == combo for c in combos])
-                ax.scatter(xy[sel, 0], xy[sel, 1], s=14, color=palette(k % 10), label=combo)
+                ax.scatter(xy[sel, 0], xy[sel, 1], s=14, color=palette[k % len(palette)], label=combo)
             ax.set_title(f"{method}: pooled {modality} features", fontsize=10)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -221,6 +225,9 @@ def _seeds_found(results: Path, variant: str) -> list[int]:
 
 def spread(results: Path, tables_file: Path, seeds: list[int] | None, out: Path, table: str = "table2",
            methods: list[str] | None = None) -> None:
+    """Every row of a table (Table 2 by default; `methods` restricts the rows): per metric, each seed's
+    test number as a dot, their mean as a bar and the paper's number as a red x. Without `seeds`,
+    every evaluated seed of a row is shown."""
     try:
         spec = yaml.safe_load(Path(tables_file).read_text())["tables"][table]
     except (OSError, KeyError, TypeError) as e:
