@@ -1,9 +1,10 @@
 # The AVVP benchmark: every row of the paper's Tables 1-4, trained, evaluated and tabulated.
 #
-#   snakemake --profile profiles/default results/table2.md     one table (its runs, and only those)
-#   snakemake --profile profiles/default                       all four tables and the figures
-#   snakemake --profile profiles/slurm                         the same on a SLURM cluster
-#   snakemake --report results/report.html                     tables and figures in one HTML report
+#   snakemake results/table2.md                         one table (its runs, and only those)
+#   snakemake                                           all four tables and the figures
+#   snakemake --workflow-profile profiles/slurm         the same on a SLURM cluster
+#   snakemake --report results/report.html              tables and figures in one HTML report
+# Snakemake reads profiles/default by itself (the workflow profile); --workflow-profile replaces it.
 #
 # The stages (workflow/rules/*.smk) only call `avvp` subcommands, one file on disk between each two:
 #   synthesize -> pack -> refine (per seed) -> train (per row and seed) -> evaluate -> profile -> table -> figure

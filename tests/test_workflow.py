@@ -1,0 +1,248 @@
+"""The Snakemake workflow: what each target plans (dry runs), lint, config validation, resuming.
+
+Snakemake runs as a subprocess of this Python (`python -m snakemake`) in a copy of the workflow in tmp, so the
+repository's data/ and results/ are never touched. The expected job counts are worked out by hand from
+config/tables.yaml and config/variants.yaml (rows and which of them train on MA's refined labels):
+
+  table1  8 rows: AVE, AVSDN, AVSDN + Ours, HAN, HAN + Ours, MA, MA*, MA* + Ours (3 on refined labels)
+  table2 11 rows: HAN, HAN + CM-S, HAN + CM-Co, HAN + Ours, HAN (ours recipe), MA, MA + CM-Co, MA*, MA* + CM-S,
+                  MA* + CM-Co, MA* + Ours (6 on refined labels)
+  table3 10 rows: HAN, HAN + {A Only, V Only, AV, CM-Co}, MA*, MA* + {A Only, V Only, AV, CM-Co} (5 refined)
+  table4  4 rows: HAN, HAN 2 Layers, HAN 3 Layers, HAN + CM-Co (none refined), each also profiled
+  figures: timeline and tsne (MA, MA* + Ours, first seed; both Table 2 rows), spread (every Table 2 row)
+  all:    22 distinct rows.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles"]
+
+
+def copy_workflow(dest: Path) -> Path:
+    """The workflow's files (not data/ or results/) in a fresh folder."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, targets: list[str] = (), config: list[str] = (), timeout: int = 120):
+    """`python -m snakemake ARGS --config CONFIG -- TARGETS` in `workdir`; the completed process (text output)."""
+    cmd = [sys.executable, "-m", "snakemake", "--directory", str(workdir), "--snakefile",
+           str(workdir / "Snakefile"), *args]
+    if config:
+        cmd += ["--config", *config]
+    cmd += ["--", *targets]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+
+
+def planned(workdir: Path, *targets: str, config: list[str] = ()) -> dict[str, int]:
+    """The job counts of a dry run, rule -> count (the 'Job stats' table; 'total' included)."""
+    proc = snakemake(workdir, "--dry-run", "--quiet", "rules", targets=targets, config=config)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {"total": 0}
+    stats = text[text.index("job "):]
+    counts = {}
+    for line in stats.splitlines()[2:]:
+        m = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if not m:
+            break
+        counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def wf(tmp_path_factory) -> Path:
+    return copy_workflow(tmp_path_factory.mktemp("wf"))
+
+
+@pytest.fixture(scope="module")
+def llp_root(tmp_path_factory) -> Path:
+    """A folder holding the five LLP annotation files (a dry run only needs them to exist)."""
+    root = tmp_path_factory.mktemp("llp")
+    for name in ["AVVP_train.csv", "AVVP_val_pd.csv", "AVVP_test_pd.csv", "AVVP_eval_audio.csv",
+                 "AVVP_eval_visual.csv"]:
+        (root / name).write_text("filename\tevent_labels\n")
+    return root
+
+
+def expected(target: str, seeds: int, synthetic: bool = True) -> dict[str, int]:
+    """Job counts worked out by hand (module docstring) for `seeds` seeds."""
+    rows = {"results/table1.md": (8, 3, 0), "results/table2.md": (11, 6, 0), "results/table3.md": (10, 5, 0),
+            "results/table4.md": (4, 0, 4), "figures": (11, 6, 0), "all": (22, 13, 4)}
+    n, refined, profiles = rows[target]
+    counts = {"pack": 1, "train": n * seeds, "evaluate": n * seeds}
+    if synthetic:
+        counts["synthesize"] = 1
+    if refined:
+        counts["refine"] = seeds
+    if profiles:
+        counts["profile"] = profiles
+    if target.startswith("results/table"):
+        counts.update(table=1, resolve_config=1)
+    if target == "figures":
+        counts.update(figure=3, figures=1)
+    if target == "all":
+        counts.update(table=4, resolve_config=1, figure=3, all=1)
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+TARGETS = ["results/table1.md", "results/table2.md", "results/table3.md", "results/table4.md", "figures", "all"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_dry_run_synthetic(wf, target):
+    assert planned(wf, target, config=["seeds=[0]"]) == expected(target, seeds=1)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_dry_run_llp_skips_synthesize(wf, llp_root, target):
+    config = [f"dataset={{kind: llp, path: {llp_root}}}", "seeds=[0]"]
+    assert planned(wf, target, config=config) == expected(target, seeds=1, synthetic=False)
+
+
+def test_default_config_plans_three_seeds_of_every_row(wf):
+    # config/config.yaml as shipped: seeds [0, 1, 2], so every row three times and MA's refinement per seed.
+    assert planned(wf) == expected("all", seeds=3)
+
+
+def test_released_protocol_trains_seed_zero_only(wf):
+    # SPEC 5: the released code fixes every seed to 0, so more seeds would only repeat the same run.
+    assert planned(wf, "results/table2.md", config=["protocol=released"]) == expected("results/table2.md", seeds=1)
+
+
+def test_commands_quote_row_names_and_pass_the_config(wf):
+    proc = snakemake(wf, "--dry-run", "--printshellcmds",
+                     targets=["results/runs/ma_star_ours/seed1/test/metrics.json"], config=["epochs=4", "device=cuda", "precision=bf16", "threads=2", "seeds=[1]"])
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout + proc.stderr
+    # The refined labels of the same seed; refine's step 1 is 12/40 of the override, at least 1 epoch.
+    assert ("avvp refine --data data/packed/default-s0 --seed 1 --out results/refine/seed1 --epochs 1"
+            " --device cuda --precision bf16 --threads 2") in out
+    assert ("avvp train --variant 'MA* + Ours' --seed 1 --data data/packed/default-s0"
+            " --out results/runs/ma_star_ours/seed1 --refined results/refine/seed1/refined_labels.npz --epochs 4"
+            " --device cuda --precision bf16 --protocol default") in out
+    assert "avvp evaluate --run results/runs/ma_star_ours/seed1 --split test" in out
+    assert "gpu=1" in out                           # cuda jobs ask for a GPU
+
+
+def test_figures_compare_ma_with_ours_on_the_first_seed(wf):
+    proc = snakemake(wf, "--dry-run", "--printshellcmds", targets=["results/figures/timeline.png"],
+                     config=["seeds=[2, 0]"])
+    assert proc.returncode == 0, proc.stderr
+    assert "--methods MA 'MA* + Ours' --seeds 2 --out results/figures/timeline.png" in proc.stdout
+
+
+def test_lint_is_clean(wf):
+    proc = snakemake(wf, "--lint")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "Congratulations, your workflow is in a good condition!" in out, out
+    assert "Lints for" not in out, out
+
+
+def test_schema_error_stops_the_workflow_with_a_clear_message(wf):
+    proc = snakemake(wf, "--dry-run", config=["device=gpu"])
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Error validating config file" in out, out
+    assert "'gpu' is not one of ['cpu', 'cuda']" in out, out
+
+
+def validated(overrides: dict) -> dict:
+    """config/config.yaml with `overrides` merged in, validated (and defaults filled) as the Snakefile does."""
+    from snakemake.utils import validate
+
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
+    return config
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"seeds": []}, "should be non-empty"),
+    ({"seeds": [0, 0]}, "has non-unique elements"),
+    ({"dataset": {"kind": "llp"}}, "None is not of type 'string'"),          # real data needs its folder
+    ({"epochs": 0}, "0 is less than the minimum of 1"),
+    ({"dataset": {"preset": "huge"}}, "'huge' is not one of ['tiny', 'default', 'full']"),
+    ({"annotation_version": "2021"}, "'2021' is not one of"),
+    ({"slurm": {"gpus": 2}}, "Additional properties are not allowed ('gpus' was unexpected)"),
+    ({"typo": 1}, "Additional properties are not allowed ('typo' was unexpected)"),
+])
+def test_schema_rejects_bad_values(overrides, message):
+    from snakemake.exceptions import WorkflowError
+
+    with pytest.raises(WorkflowError) as err:
+        validated(overrides)
+    assert message in str(err.value)
+
+
+def test_schema_fills_defaults_and_accepts_the_shipped_config():
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    assert validated({}) == config                  # every key is written out in config/config.yaml
+    assert validated({"annotation_version": 2020})["annotation_version"] == 2020
+    from snakemake.utils import validate
+
+    minimal = {"dataset": {"kind": "llp", "path": "/data/llp"}}
+    validate(minimal, str(REPO / "workflow/schemas/config.schema.yaml"))
+    assert minimal == {"dataset": {"kind": "llp", "path": "/data/llp", "preset": "default", "seed": 0},
+                       "annotation_version": "auto", "seeds": [0, 1, 2], "epochs": None, "device": "cpu",
+                       "precision": "fp32", "protocol": "default", "threads": 1,
+                       "slurm": {"partition": None, "account": None, "gpus_per_job": 1}}
+
+
+def test_unknown_table_row_is_an_error(tmp_path):
+    wd = copy_workflow(tmp_path / "wf")
+    spec = yaml.safe_load((wd / "config/tables.yaml").read_text())
+    spec["tables"]["table1"]["rows"].append({"variant": "HAN + Magic", "published": None, "base": None})
+    (wd / "config/tables.yaml").write_text(yaml.safe_dump(spec))
+    proc = snakemake(wd, "--dry-run")
+    assert proc.returncode != 0
+    assert "table1 row 'HAN + Magic' is not in config/variants.yaml" in proc.stdout + proc.stderr
+
+
+def test_data_slice_runs_and_is_not_redone(tmp_path):
+    """The real synthesize -> pack -> resolve_config chain on the tiny preset, then: nothing left to do for it,
+    a config change that does not touch the data re-plans no data job, and a wrong annotation version stops."""
+    wd = copy_workflow(tmp_path / "wf")
+    tiny = ["dataset={preset: tiny}", "seeds=[0]"]
+    proc = snakemake(wd, "--cores", "1", targets=["results/config.yaml"], config=tiny)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    manifest = yaml.safe_load((wd / "data/packed/tiny-s0/manifest.json").read_text())
+    assert manifest["annotation_version"] == "synthetic"
+    assert yaml.safe_load((wd / "results/config.yaml").read_text())["dataset"]["preset"] == "tiny"
+    for log in ["synthesize/tiny-s0.log", "pack/tiny-s0.log", "resolve_config.log"]:
+        assert (wd / "results/logs" / log).exists(), log
+    for bench in ["synthesize/tiny-s0.tsv", "pack/tiny-s0.tsv"]:
+        assert (wd / "results/benchmarks" / bench).exists(), bench
+
+    assert planned(wd, "results/config.yaml", config=tiny) == {"total": 0}
+    # Table 4 needs no refinement: only its four runs, their evaluations and profiles, the table, and the
+    # resolved config again (its params: the config changed with epochs=1).
+    plan = planned(wd, "results/table4.md", config=tiny + ["epochs=1"])
+    assert plan == {"resolve_config": 1, "train": 4, "evaluate": 4, "profile": 4, "table": 1, "total": 14}
+
+    proc = snakemake(wd, "--cores", "1", targets=["results/config.yaml"], config=tiny + ["annotation_version=2020"])
+    assert proc.returncode != 0
+    assert "annotation_version is 'synthetic' but the config asks for '2020'" in proc.stdout + proc.stderr
