@@ -1,6 +1,6 @@
 """The training losses: HAN's MMIL BCE, MA's temporal contrast, and the paper's CM-S.
 
-Each function takes whatever batch it is given: building targets (label smoothing, refined labels) and
+Each function takes whatever batch it is given and computes in float32 (also under bf16 autocast): building targets (label smoothing, refined labels) and
 CM-S's batch doubling (each video's visual track paired with another video's audio) are the trainer's job.
 """
 
@@ -13,7 +13,9 @@ EPS = 1e-7
 
 
 def _bce(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.binary_cross_entropy(p.clamp(EPS, 1 - EPS), y)
+    # In float32 and outside autocast: 1 - 1e-7 rounds to 1 in bf16, and CUDA autocast refuses this op.
+    with torch.autocast(p.device.type, enabled=False):
+        return F.binary_cross_entropy(p.float().clamp(EPS, 1 - EPS), y.float())
 
 
 def mmil_bce(out: dict, target_audio: torch.Tensor, target_visual: torch.Tensor,
@@ -36,6 +38,7 @@ def ma_contrast(x_a: torch.Tensor, v_in: torch.Tensor, temperature: float = 0.2,
     over the T segments with target s = t and label smoothing, averaged over videos and segments.
     """
     b, t, _ = x_a.shape
+    x_a, v_in = x_a.float(), v_in.float()
     logits = torch.bmm(F.normalize(x_a, dim=-1), F.normalize(v_in, dim=-1).transpose(1, 2)) / temperature
     target = torch.arange(t, device=x_a.device).repeat(b)
     return F.cross_entropy(logits.reshape(b * t, t), target, label_smoothing=smoothing)
@@ -64,8 +67,8 @@ def cms_loss(x_a: torch.Tensor, x_v: torch.Tensor, att_logit_a: torch.Tensor, at
     averages -log softmax over the positives, and we follow the code. A batch where no anchor has a
     positive gives 0 (still attached to the graph).
     """
-    a = attentive_pool(x_a, att_logit_a, y_a)
-    v = attentive_pool(x_v, att_logit_v, y_v)
+    a = attentive_pool(x_a.float(), att_logit_a.float(), y_a)
+    v = attentive_pool(x_v.float(), att_logit_v.float(), y_v)
     log_p = torch.log_softmax(a @ v.T / tau, dim=1)
     positive = ((y_a.float() @ y_v.float().T) > 0).to(log_p.dtype)        # (B, B)
     n_pos = positive.sum(dim=1)
