@@ -12,8 +12,8 @@ Generative model (every number below is a parameter recorded in `synth_manifest.
    Speech, for example, is audio-only 76% of the time: copying the weak labels onto the visual track
    is wrong for it.
 3. Events. In each modality where a class is present it has k = 1 + Poisson(mean_events - 1) events
-   (at most 5) covering L = k + Binomial(11 - 2k, p) of the 10 seconds, p chosen so that E[L] is the
-   class's mean active seconds (Speech about 5 s, Car about 9 s). The lengths of the k events are a
+   (at most 5) covering L = k + Binomial(11 - 2k, p) of the 10 seconds, one p per class chosen so that
+   E[L] is the class's mean active seconds (Speech about 5 s, Car about 9 s). The lengths of the k events are a
    uniform composition of L, the silent seconds around them a uniform composition of the rest (at least
    one second between two events). When a class is in both modalities, the visual events are placed
    with the same random numbers as the audio ones with probability `av_overlap_iou` of the class
@@ -76,7 +76,7 @@ FAMILIES = {
 }
 
 PARAMS = {
-    "snr": 3.0,                 # prototype norm in noise standard deviations (the difficulty knob)
+    "snr": 5.0,                 # prototype norm in noise standard deviations (the difficulty knob)
     "family_share": 0.5,        # fraction of a prototype's energy in its family component
     "background": 0.5,          # per-video background, standard deviation per dimension
     "amplitude": [0.6, 1.4],    # per (video, class, modality) event amplitude, uniform
@@ -173,13 +173,30 @@ def sample_modalities(rng: np.random.Generator, labels: np.ndarray) -> np.ndarra
 
 
 # ------------------------------------------------------------------------------------------ events
+def event_count_distribution(mean_events: float, max_events: int) -> np.ndarray:
+    """P(k = 1..max_events): 1 + Poisson(mean_events - 1), the tail folded onto max_events."""
+    from scipy.stats import poisson
+    lam = max(mean_events - 1.0, 0.0)
+    p = poisson.pmf(np.arange(max_events), lam)
+    p[-1] += poisson.sf(max_events - 1, lam)
+    return p
+
+
+@lru_cache(maxsize=None)
+def length_probability(mean_segs: float, mean_events: float, max_events: int) -> float:
+    """The p of L = k + Binomial(11 - 2k, p) that makes E[L] the class's mean active seconds."""
+    pk = event_count_distribution(mean_events, max_events)
+    k = np.arange(1, max_events + 1)
+    free = np.maximum(NUM_SEGMENTS + 1 - 2 * k, 0)
+    return float(np.clip((mean_segs - pk @ k) / (pk @ free), 0.0, 1.0))
+
+
 def event_shape(rng: np.random.Generator, mean_segs: float, mean_events: float,
                 max_events: int) -> tuple[int, int]:
     """Number of events k and active seconds L of one class in one modality of one video."""
     k = min(1 + int(rng.poisson(max(mean_events - 1.0, 0.0))), max_events)
-    free = NUM_SEGMENTS + 1 - 2 * k                 # L ranges over [k, 11 - k]
-    p = float(np.clip((mean_segs - k) / free, 0.0, 1.0)) if free > 0 else 0.0
-    return k, k + int(rng.binomial(free, p))
+    free = max(NUM_SEGMENTS + 1 - 2 * k, 0)            # L ranges over [k, 11 - k]
+    return k, k + int(rng.binomial(free, length_probability(mean_segs, mean_events, max_events)))
 
 
 def place_events(k: int, length: int, u: np.ndarray) -> np.ndarray:
@@ -207,22 +224,21 @@ def place_events(k: int, length: int, u: np.ndarray) -> np.ndarray:
 
 def sample_events(rng: np.random.Generator, kinds: np.ndarray, max_events: int) -> tuple[np.ndarray, np.ndarray]:
     """(n, 25, 10) uint8 audio and visual activity of every label, from its modality kind."""
-    st = class_stats()
+    st = {k: v.to_numpy(float) for k, v in class_stats().items()}
     n = kinds.shape[0]
     audio = np.zeros((n, NUM_CLASSES, NUM_SEGMENTS), dtype=np.uint8)
     visual = np.zeros_like(audio)
     for i, c in zip(*np.nonzero(kinds >= 0)):
         kind = MODALITY_KINDS[kinds[i, c]]
-        s = st.iloc[c]
         u_a = rng.random(21)
-        coupled = rng.random() < s["av_overlap_iou"]
+        coupled = rng.random() < st["av_overlap_iou"][c]
         u_v = u_a if coupled else rng.random(21)
         if kind in ("audio_only", "both"):
-            audio[i, c] = place_events(*event_shape(rng, s["mean_audio_segs"], s["mean_audio_events"],
-                                                    max_events), u_a)
+            shape = event_shape(rng, st["mean_audio_segs"][c], st["mean_audio_events"][c], max_events)
+            audio[i, c] = place_events(*shape, u_a)
         if kind in ("visual_only", "both"):
-            visual[i, c] = place_events(*event_shape(rng, s["mean_visual_segs"], s["mean_visual_events"],
-                                                     max_events), u_v)
+            shape = event_shape(rng, st["mean_visual_segs"][c], st["mean_visual_events"][c], max_events)
+            visual[i, c] = place_events(*shape, u_v)
     return audio, visual
 
 
@@ -243,7 +259,9 @@ def prototypes(rng: np.random.Generator, dim: int, params: dict) -> np.ndarray:
     for c, name in enumerate(CLASSES):
         f = family_of(name)
         p[c] = own[c] if f is None else np.sqrt(share) * family[f] + np.sqrt(1 - share) * own[c]
-    return (params["snr"] * p).astype(np.float32)
+    # The norm grows with the fourth root of the dimension: in 2048 dimensions a probe learnt from the
+    # same number of seconds needs a larger signal to find its direction as reliably as in 128.
+    return (params["snr"] * (dim / 128) ** 0.25 * p).astype(np.float32)
 
 
 def features(rng: np.random.Generator, audio: np.ndarray, visual: np.ndarray, protos: dict,

@@ -1,0 +1,112 @@
+"""`avvp pack`: the packed arrays equal the per-file contents; the manifest says where they came from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+
+from avvp import cli
+from avvp.constants import CLASS_INDEX, DENSE_CSV, FEATURES, WEAK_CSV
+from avvp.data.llp import TRAIN_TRUTH_CSV
+from conftest import write_llp
+
+SPLIT_FILES = {"filenames.npy", "labels.npy", "audio.npy", "visual.npy", "frames.npy", "motion.npy"}
+
+
+def test_packed_layout_and_manifest(packed_tiny):
+    m = json.loads((packed_tiny / "manifest.json").read_text())
+    data = packed_tiny.parent / "llp"
+    assert m["format"] == 1 and m["frames"] is True and m["annotation_version"] == "synthetic"
+    assert m["splits"] == {"train": 64, "val": 24, "test": 24}
+    names = [*WEAK_CSV.values(), *DENSE_CSV.values(), TRAIN_TRUTH_CSV]
+    assert m["hashes"] == {n: hashlib.sha256((data / n).read_bytes()).hexdigest() for n in sorted(names)}
+    assert m["synthetic"] == json.loads((data / "synth_manifest.json").read_text())
+    assert m["source"]["data"] == str(data.resolve())
+    for kind, q in m["quirks"].items():
+        assert q["count"] >= len(q["examples"]) > 0, kind
+    assert {p.name for p in (packed_tiny / "train").iterdir()} == SPLIT_FILES | {"true_audio.npy", "true_visual.npy"}
+    for split in ("val", "test"):
+        assert {p.name for p in (packed_tiny / split).iterdir()} == SPLIT_FILES | {"gt_audio.npy", "gt_visual.npy"}
+
+
+def test_arrays_equal_the_per_file_contents(packed_tiny):
+    data = packed_tiny.parent / "llp"
+    for split in ("train", "val", "test"):
+        p = packed_tiny / split
+        weak = pd.read_csv(data / WEAK_CSV[split], sep="\t")
+        names = np.load(p / "filenames.npy")
+        assert names.tolist() == weak["filename"].tolist()
+        labels = np.load(p / "labels.npy")
+        assert labels.dtype == np.uint8
+        for i, text in enumerate(weak["event_labels"]):
+            assert set(np.flatnonzero(labels[i])) == {CLASS_INDEX[c] for c in text.split(",")}
+        arrays = {k: np.load(p / f"{k}.npy") for k in ("audio", "frames", "motion")}
+        for kind, key in (("audio", "audio"), ("visual", "frames"), ("motion", "motion")):
+            folder, shape = FEATURES[kind]
+            assert arrays[key].shape == (len(names), *shape) and arrays[key].dtype == np.float32
+            for i, name in enumerate(names):
+                assert np.array_equal(arrays[key][i], np.load(data / "feats" / folder / f"{name[:11]}.npy"))
+        visual = np.load(p / "visual.npy")
+        assert visual.shape == (len(names), 10, 2048)
+        np.testing.assert_allclose(visual, arrays["frames"].reshape(len(names), 10, 8, 2048).mean(axis=2),
+                                   rtol=1e-6, atol=1e-6)
+
+
+def test_ground_truth_and_truth_files(packed_tiny):
+    data = packed_tiny.parent / "llp"
+    for split in ("val", "test"):
+        names = np.load(packed_tiny / split / "filenames.npy").tolist()
+        for modality in ("audio", "visual"):
+            gt = np.load(packed_tiny / split / f"gt_{modality}.npy")
+            expect = np.zeros_like(gt)
+            rows = pd.read_csv(data / DENSE_CSV[modality], sep="\t")
+            for name, on, off, c in rows.itertuples(index=False):
+                if name in names:
+                    expect[names.index(name), CLASS_INDEX[c], on:off] = 1
+            assert gt.dtype == np.uint8 and np.array_equal(gt, expect)
+    truth = pd.read_csv(data / TRAIN_TRUTH_CSV, sep="\t", keep_default_na=False)
+    true_a = np.load(packed_tiny / "train" / "true_audio.npy")
+    for i, text in enumerate(truth["audio_labels"]):
+        assert set(np.flatnonzero(true_a[i])) == {CLASS_INDEX[c] for c in text.split(",") if c}
+
+
+def test_no_frames_and_real_layout_without_truth(hand_llp, tmp_path, capsys):
+    out = tmp_path / "p"
+    assert cli.main(["pack", "--data", str(hand_llp), "--out", str(out), "--no-frames"]) == 0
+    assert "quirks: videos_without_visual_event 1" in capsys.readouterr().out
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["frames"] is False and m["synthetic"] is None and m["annotation_version"] == "2024"
+    assert m["splits"] == {"train": 3, "val": 2, "test": 2}
+    assert not (out / "train" / "frames.npy").exists() and not (out / "train" / "true_audio.npy").exists()
+    frames = np.stack([np.load(hand_llp / "feats" / "res152" / f"{n[:11]}.npy")
+                       for n in np.load(out / "val" / "filenames.npy")])
+    np.testing.assert_allclose(np.load(out / "val" / "visual.npy"), frames.reshape(2, 10, 8, 2048).mean(2),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_overridden_feature_folder_and_failed_repack_keeps_old_output(hand_llp, tmp_path):
+    moved = tmp_path / "vggish_elsewhere"
+    (hand_llp / "feats" / "vggish").rename(moved)
+    out = tmp_path / "p"
+    assert cli.main(["pack", "--data", str(hand_llp), "--out", str(out)]) == 1
+    assert not out.exists()
+    assert cli.main(["pack", "--data", str(hand_llp), "--out", str(out), "--audio-dir", str(moved)]) == 0
+    before = (out / "manifest.json").read_bytes()
+    (moved / "valvideo001.npy").unlink()
+    assert cli.main(["pack", "--data", str(hand_llp), "--out", str(out), "--audio-dir", str(moved)]) == 1
+    assert (out / "manifest.json").read_bytes() == before
+
+
+def test_quirks_reach_the_manifest(tmp_path):
+    from conftest import HAND_AUDIO
+    root = write_llp(tmp_path / "llp", audio_rows=HAND_AUDIO + [["KvIjsmANkxI_10_20`", 0, 3, "Speech"],
+                                                                  ["valvideo002_20_30", 4, 2, "Banjo"]])
+    out = tmp_path / "p"
+    assert cli.main(["pack", "--data", str(root), "--out", str(out), "--no-frames"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["annotation_version"] == "2020"
+    assert m["quirks"]["audio_rows_unknown_video"]["count"] == 1
+    assert m["quirks"]["audio_rows_empty_interval"]["count"] == 1
