@@ -19,18 +19,22 @@ Generative model (every number below is a parameter recorded in `synth_manifest.
    with the same random numbers as the audio ones with probability `av_overlap_iou` of the class
    (aligned onsets), else independently.
 4. Features (float32, real shapes). Each feature kind (audio 128-d, visual 2048-d, motion 512-d) has a
-   prototype per class: `snr * (sqrt(family_share) * F_family + sqrt(1 - family_share) * I_class)` with
+   prototype per class: `s * (sqrt(family_share) * F_family + sqrt(1 - family_share) * I_class)` with
    F and I random unit vectors, so that related classes (voices, instruments, engines, animals) share a
-   component and are confusable; a class outside every family has `snr * I_class`. Per video a
+   component and are confusable; a class outside every family has `s * I_class`. The norm is
+   s = snr * (dim / 128) ** 0.25: a direction in 2048 dimensions is harder to learn from the same number
+   of seconds than one in 128, and this keeps the three kinds about equally informative. Per video a
    background vector `background * N(0, I)` per kind and an amplitude U(amplitude) per (class,
    modality). Then, per second t:
      audio[t]  = bg_a + sum_{c audible at t} amp_ac * P_a[c] + N(0, I)
      motion[t] = bg_m + sum_{c visible at t} amp_vc * P_m[c] + N(0, I)
      frame[t, j] (8 frames per second) = bg_v + sum_{c visible at t} amp_vc * P_v[c] + e_t
                                           + frame_jitter * N(0, I),  e_t ~ N(0, I) shared by the 8 frames.
-   `snr` is thus the distance, in noise standard deviations, between a second with and without one class
-   at unit amplitude: a per-second linear probe gets most of it but not all (amplitudes as low as 0.6,
-   backgrounds, shared family components).
+   `snr` is thus (for the 128-d audio) the distance, in noise standard deviations, between a second with
+   and without one class at unit amplitude. At the default snr = 5 a per-second logistic probe trained on
+   the true per-second labels of 1,000 videos reaches a micro F1 of about 0.84 (audio) and 0.85 (visual
+   second means) on 300 others: most of the signal, not all (amplitudes as low as 0.6, backgrounds,
+   shared family components). At snr = 3 it is about 0.61 and 0.26 without the dimension scaling.
 
 The weak CSVs hold each video's label set; the dense CSVs (val + test) hold the events of item 3;
 `AVVP_train_truth.csv` holds the true modality of every training label (which exists only here) for
