@@ -31,10 +31,16 @@ Generative model (every number below is a parameter recorded in `synth_manifest.
      frame[t, j] (8 frames per second) = bg_v + sum_{c visible at t} amp_vc * P_v[c] + e_t
                                           + frame_jitter * N(0, I),  e_t ~ N(0, I) shared by the 8 frames.
    `snr` is thus (for the 128-d audio) the distance, in noise standard deviations, between a second with
-   and without one class at unit amplitude. At the default snr = 5 a per-second logistic probe trained on
-   the true per-second labels of 1,000 videos reaches a micro F1 of about 0.84 (audio) and 0.85 (visual
-   second means) on 300 others: most of the signal, not all (amplitudes as low as 0.6, backgrounds,
-   shared family components). At snr = 3 it is about 0.61 and 0.26 without the dimension scaling.
+   and without one class at unit amplitude. A per-second logistic probe trained on the TRUE per-second
+   labels of 1,000 videos and tested on 300 others reaches a micro F1 of about 0.95 (audio) and 0.95
+   (visual second means) at the default snr = 8: most of the signal, not all (amplitudes as low as
+   0.6, backgrounds, shared family components); 0.84 / 0.85 at snr = 5, 0.76 / 0.77 at snr = 4.
+   Learnability check (`default`, seed 0, HAN trained 10 epochs on the weak labels, test split,
+   segment level): snr = 8 gives Type@AV 64.9, Event@AV 71.5, visual 61.6, against 62.6 / 72.6 / 58.1
+   when the TRUE video labels are copied onto every second of both modalities and 9.6 / 0.7 / 12.0 for
+   the empty prediction; snr = 5 gives Type@AV 61.4 (below the copy). The copy baseline is strong
+   because, as in LLP, most events last most of the video: what a model gains is the modality (Speech
+   heard, not seen) and the short events.
 
 The weak CSVs hold each video's label set; the dense CSVs (val + test) hold the events of item 3;
 `AVVP_train_truth.csv` holds the true modality of every training label (which exists only here) for
@@ -80,7 +86,7 @@ FAMILIES = {
 }
 
 PARAMS = {
-    "snr": 5.0,                 # prototype norm in noise standard deviations (the difficulty knob)
+    "snr": 8.0,                 # prototype norm in noise standard deviations (the difficulty knob)
     "family_share": 0.5,        # fraction of a prototype's energy in its family component
     "background": 0.5,          # per-video background, standard deviation per dimension
     "amplitude": [0.6, 1.4],    # per (video, class, modality) event amplitude, uniform
