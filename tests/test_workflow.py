@@ -15,10 +15,13 @@ config/tables.yaml and config/variants.yaml (rows and which of them train on MA'
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -222,27 +225,51 @@ def test_unknown_table_row_is_an_error(tmp_path):
     assert "table1 row 'HAN + Magic' is not in config/variants.yaml" in proc.stdout + proc.stderr
 
 
-def test_data_slice_runs_and_is_not_redone(tmp_path):
-    """The real synthesize -> pack -> resolve_config chain on the tiny preset, then: nothing left to do for it,
-    a config change that does not touch the data re-plans no data job, and a wrong annotation version stops."""
+def test_interrupted_training_resumes_and_nothing_else_reruns(tmp_path):
+    """The real synthesize -> pack -> train chain on the tiny preset, interrupted (Ctrl-C) during training and
+    run again: the run resumes from its last.pt, no data job is redone, and then nothing is left to do."""
     wd = copy_workflow(tmp_path / "wf")
-    tiny = ["dataset={preset: tiny}", "seeds=[0]"]
-    proc = snakemake(wd, "--cores", "1", targets=["results/config.yaml"], config=tiny)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    manifest = yaml.safe_load((wd / "data/packed/tiny-s0/manifest.json").read_text())
-    assert manifest["annotation_version"] == "synthetic"
-    assert yaml.safe_load((wd / "results/config.yaml").read_text())["dataset"]["preset"] == "tiny"
-    for log in ["synthesize/tiny-s0.log", "pack/tiny-s0.log", "resolve_config.log"]:
+    tiny = ["dataset={preset: tiny}", "seeds=[0]", "epochs=12"]
+    target = "results/runs/han/seed0/done.json"
+    run = wd / "results/runs/han/seed0"
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", "--config", *tiny, "--", target]
+    # Ctrl-C reaches every process of the terminal's group: Snakemake and the `avvp train` job.
+    proc = subprocess.Popen(cmd, cwd=wd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not ((run / "log.csv").exists() and len((run / "log.csv").read_text().splitlines()) > 2):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode != 0, out
+    assert (run / "last.pt").exists() and not (run / "done.json").exists(), out
+    epochs_before = len((run / "log.csv").read_text().splitlines()) - 1
+    assert 2 <= epochs_before < 12
+
+    again = snakemake(wd, "--cores", "1", targets=[target], config=tiny)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out
+    assert re.findall(r"^(?:local)?rule (\w+):", out, re.M) == ["train"], out      # the data jobs are not redone
+    assert f"resuming HAN seed 0 after epoch {epochs_before}" in (wd / "results/logs/train/han/seed0.log").read_text()
+    log = (run / "log.csv").read_text().splitlines()[1:]
+    assert [int(line.split(",")[0]) for line in log] == list(range(1, 13))  # every epoch exactly once
+    assert (run / "best.pt").exists()
+    assert planned(wd, target, config=tiny) == {"total": 0}
+
+    # Table 4 now needs three more runs (HAN is done), all four evaluations and profiles, and the table.
+    plan = planned(wd, "results/table4.md", config=tiny)
+    assert plan == {"resolve_config": 1, "train": 3, "evaluate": 4, "profile": 4, "table": 1, "total": 13}
+
+    # The packed tiny data says 'synthetic': asking for the 2020 annotations stops the workflow.
+    bad = snakemake(wd, "--cores", "1", targets=["results/config.yaml"], config=tiny + ["annotation_version=2020"])
+    assert bad.returncode != 0
+    assert "annotation_version is 'synthetic' but the config asks for '2020'" in bad.stdout + bad.stderr
+    ok = snakemake(wd, "--cores", "1", targets=["results/config.yaml"], config=tiny)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    resolved = yaml.safe_load((wd / "results/config.yaml").read_text())
+    assert resolved["dataset"]["preset"] == "tiny" and resolved["epochs"] == 12 and resolved["seeds"] == [0]
+    for log in ["synthesize/tiny-s0.log", "pack/tiny-s0.log", "train/han/seed0.log", "resolve_config.log"]:
         assert (wd / "results/logs" / log).exists(), log
-    for bench in ["synthesize/tiny-s0.tsv", "pack/tiny-s0.tsv"]:
+    for bench in ["synthesize/tiny-s0.tsv", "pack/tiny-s0.tsv", "train/han/seed0.tsv"]:
         assert (wd / "results/benchmarks" / bench).exists(), bench
-
-    assert planned(wd, "results/config.yaml", config=tiny) == {"total": 0}
-    # Table 4 needs no refinement: only its four runs, their evaluations and profiles, the table, and the
-    # resolved config again (its params: the config changed with epochs=1).
-    plan = planned(wd, "results/table4.md", config=tiny + ["epochs=1"])
-    assert plan == {"resolve_config": 1, "train": 4, "evaluate": 4, "profile": 4, "table": 1, "total": 14}
-
-    proc = snakemake(wd, "--cores", "1", targets=["results/config.yaml"], config=tiny + ["annotation_version=2020"])
-    assert proc.returncode != 0
-    assert "annotation_version is 'synthetic' but the config asks for '2020'" in proc.stdout + proc.stderr

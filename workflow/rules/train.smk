@@ -1,6 +1,7 @@
 # Training: MA's label refinement (per seed), every row (per variant and seed), evaluation on val and test.
-# Resuming: `avvp train` continues from RUN/last.pt when given the same --out. last.pt is not an output on
-# purpose (Snakemake deletes the outputs of a failed or interrupted job); done.json is written last.
+# Resuming: `avvp train` continues from RUN/last.pt when given the same --out. Only done.json (written last) is
+# an output: Snakemake deletes a job's outputs before rerunning it, and a resumed run needs its last.pt and,
+# when the best epoch came before the interruption, its best.pt.
 
 
 rule refine:
@@ -39,11 +40,11 @@ rule train:
         unpack(train_inputs),
     output:
         done="results/runs/{slug}/seed{seed}/done.json",
-        best="results/runs/{slug}/seed{seed}/best.pt",
     params:
         variant=lambda wildcards: NAME[wildcards.slug],
         # The row's resolved entry: editing this row in variants.yaml retrains this row only (trigger `params`).
-        spec=lambda wildcards: json.dumps(variant(wildcards.slug), sort_keys=True),
+        spec=lambda wildcards: json.dumps({k: v for k, v in variant(wildcards.slug).items() if k != "why"},
+                                          sort_keys=True),
         data=lambda wildcards, input: os.path.dirname(input.manifest),
         out=lambda wildcards, output: os.path.dirname(output.done),
         refined=refined_arg,
@@ -75,7 +76,6 @@ rule evaluate:
     """metrics.json and predictions.npz of a trained run on one split."""
     input:
         done="results/runs/{slug}/seed{seed}/done.json",
-        best="results/runs/{slug}/seed{seed}/best.pt",
         manifest=MANIFEST,
     output:
         metrics="results/runs/{slug}/seed{seed}/{split}/metrics.json",
