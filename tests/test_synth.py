@@ -69,6 +69,10 @@ def test_modalities_and_event_statistics_match_the_class_file():
         se = runs.std(0) / np.sqrt(n) + 1e-3
         assert (np.abs(runs.mean(0) - st[f"mean_{m}_events"].to_numpy()) <= Z * se + 0.02).all(), m
     assert audio[:, CLASSES.index("Speech")].sum(1).mean() < 6         # short classes stay short
+    # Audio and visual events of a class line up about as much as in LLP.
+    iou = ((audio & visual).sum(2) / np.maximum((audio | visual).sum(2), 1)).mean(0)
+    assert np.corrcoef(iou, st["av_overlap_iou"].to_numpy())[0, 1] > 0.6
+    assert abs(iou.mean() - st["av_overlap_iou"].mean()) < 0.08
 
 
 @pytest.mark.parametrize("k,length", [(1, 1), (1, 10), (2, 3), (3, 8), (5, 5)])

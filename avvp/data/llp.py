@@ -81,7 +81,8 @@ def read_table(path: str | os.PathLike, columns: tuple[str, ...]) -> pd.DataFram
     """A tab-separated annotation file as strings, with its required columns checked."""
     path = Path(path)
     try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
+        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE,
+                         encoding="utf-8-sig")
     except FileNotFoundError:
         raise AvvpError(f"{path}: annotation file not found") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:

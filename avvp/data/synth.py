@@ -13,11 +13,13 @@ Generative model (every number below is a parameter recorded in `synth_manifest.
    is wrong for it.
 3. Events. In each modality where a class is present it has k = 1 + Poisson(mean_events - 1) events
    (at most 5) covering L = k + Binomial(11 - 2k, p) of the 10 seconds, one p per class chosen so that
-   E[L] is the class's mean active seconds (Speech about 5 s, Car about 9 s). The lengths of the k events are a
-   uniform composition of L, the silent seconds around them a uniform composition of the rest (at least
-   one second between two events). When a class is in both modalities, the visual events are placed
-   with the same random numbers as the audio ones with probability `av_overlap_iou` of the class
-   (aligned onsets), else independently.
+   E[L] is the class's mean active seconds (Speech about 5 s, Car about 9 s). The lengths of the k
+   events and the silent seconds around them (at least one between two events) are compositions of L
+   and of the rest, cut at sorted uniform points. k and L are drawn by inverting their distributions.
+   When a class is in both modalities, with probability `av_overlap_iou` of the class the visual track
+   reuses the audio track's uniforms (for k, L and the cuts): each modality keeps its own statistics
+   but the events line up. The resulting mean audio-visual IoU per class follows the file's
+   (correlation 0.81 over classes, mean 0.85 against 0.81).
 4. Features (float32, real shapes). Each feature kind (audio 128-d, visual 2048-d, motion 512-d) has a
    prototype per class: `s * (sqrt(family_share) * F_family + sqrt(1 - family_share) * I_class)` with
    F and I random unit vectors, so that related classes (voices, instruments, engines, animals) share a
@@ -201,28 +203,50 @@ def length_probability(mean_segs: float, mean_events: float, max_events: int) ->
     return float(np.clip((mean_segs - pk @ k) / (pk @ free), 0.0, 1.0))
 
 
-def event_shape(rng: np.random.Generator, mean_segs: float, mean_events: float,
+@lru_cache(maxsize=None)
+def shape_cdfs(mean_segs: float, mean_events: float, max_events: int) -> tuple[np.ndarray, list]:
+    """Cumulative distributions of k and, for each k, of L (see `event_shape`)."""
+    from scipy.stats import binom
+    p = length_probability(mean_segs, mean_events, max_events)
+    cdf_l = []
+    for k in range(1, max_events + 1):
+        free = max(NUM_SEGMENTS + 1 - 2 * k, 0)            # L ranges over [k, 11 - k]
+        cdf_l.append(np.cumsum(binom.pmf(np.arange(free + 1), free, p)))
+    return np.cumsum(event_count_distribution(mean_events, max_events)), cdf_l
+
+
+def event_shape(u_k: float, u_l: float, mean_segs: float, mean_events: float,
                 max_events: int) -> tuple[int, int]:
-    """Number of events k and active seconds L of one class in one modality of one video."""
-    k = min(1 + int(rng.poisson(max(mean_events - 1.0, 0.0))), max_events)
-    free = max(NUM_SEGMENTS + 1 - 2 * k, 0)            # L ranges over [k, 11 - k]
-    return k, k + int(rng.binomial(free, length_probability(mean_segs, mean_events, max_events)))
+    """Number of events k and active seconds L, by inversion of their distributions at u_k, u_l.
+
+    k = 1 + Poisson(mean_events - 1) (tail folded onto max_events), L = k + Binomial(11 - 2k, p).
+    Inversion lets audio and visual share u_k, u_l (quantile coupling): each keeps its own marginal
+    distribution while a long audio event goes with a long visual one.
+    """
+    cdf_k, cdf_l = shape_cdfs(mean_segs, mean_events, max_events)
+    k = 1 + min(int(np.searchsorted(cdf_k, u_k, side="right")), max_events - 1)
+    extra = min(int(np.searchsorted(cdf_l[k - 1], u_l, side="right")), len(cdf_l[k - 1]) - 1)
+    return k, k + extra
+
+
+def composition(total: int, parts: int, u: np.ndarray) -> np.ndarray:
+    """`total` split into `parts` non-negative integers at the sorted points floor(u * (total + 1)).
+
+    Monotone in the uniforms `u` (parts - 1 of them): two masks placed with the same uniforms stay
+    aligned even when their lengths differ, which is how audio and visual events are coupled.
+    """
+    cuts = np.sort(np.floor(u[:parts - 1] * (total + 1)).astype(int))
+    return np.diff(np.concatenate([[0], cuts, [total]]))
 
 
 def place_events(k: int, length: int, u: np.ndarray) -> np.ndarray:
     """(10,) uint8 mask of k events covering `length` seconds, placed by the uniforms `u` (21 values).
 
-    Event lengths: a uniform composition of `length` into k parts (k-1 cut points); silent seconds: a
-    uniform composition of the rest into k+1 gaps, the inner ones at least one second long.
+    Event lengths: 1 + a composition of the `length - k` extra seconds into k parts; silent seconds: a
+    composition of the rest into k + 1 gaps, the k - 1 inner ones at least one second long.
     """
-    cuts = np.sort(np.argsort(u[:length - 1])[:k - 1] + 1) if k > 1 else np.array([], int)
-    parts = np.diff(np.concatenate([[0], cuts, [length]]))
-    free = NUM_SEGMENTS - length - (k - 1)
-    if k == 1:
-        gaps = [int(u[10] * (free + 1))]           # monotone in u: coupled masks stay aligned
-    else:
-        bars = np.sort(np.argsort(u[10:10 + free + k])[:k])
-        gaps = np.diff(np.concatenate([[-1], bars])) - 1
+    parts = 1 + composition(length - k, k, u[:10])
+    gaps = composition(NUM_SEGMENTS - length - (k - 1), k + 1, u[10:])
     mask = np.zeros(NUM_SEGMENTS, dtype=np.uint8)
     t = 0
     for i in range(k):
@@ -240,15 +264,16 @@ def sample_events(rng: np.random.Generator, kinds: np.ndarray, max_events: int) 
     visual = np.zeros_like(audio)
     for i, c in zip(*np.nonzero(kinds >= 0)):
         kind = MODALITY_KINDS[kinds[i, c]]
-        u_a = rng.random(21)
+        u_a = rng.random(23)                      # k, L, then 21 for the placement
         coupled = rng.random() < st["av_overlap_iou"][c]
-        u_v = u_a if coupled else rng.random(21)
+        u_v = u_a if coupled else rng.random(23)
         if kind in ("audio_only", "both"):
-            shape = event_shape(rng, st["mean_audio_segs"][c], st["mean_audio_events"][c], max_events)
-            audio[i, c] = place_events(*shape, u_a)
+            shape = event_shape(u_a[0], u_a[1], st["mean_audio_segs"][c], st["mean_audio_events"][c], max_events)
+            audio[i, c] = place_events(*shape, u_a[2:])
         if kind in ("visual_only", "both"):
-            shape = event_shape(rng, st["mean_visual_segs"][c], st["mean_visual_events"][c], max_events)
-            visual[i, c] = place_events(*shape, u_v)
+            shape = event_shape(u_v[0], u_v[1], st["mean_visual_segs"][c], st["mean_visual_events"][c],
+                                max_events)
+            visual[i, c] = place_events(*shape, u_v[2:])
     return audio, visual
 
 
