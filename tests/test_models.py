@@ -144,3 +144,18 @@ def test_bad_input_shape_is_an_error():
     audio, visual, motion = inputs()
     with pytest.raises(AvvpError, match="visual"):
         built({})(audio, visual[:, :9], motion)
+
+
+def test_cpu_dropout_keeps_nn_dropout_semantics():
+    from avvp.models.han import Dropout
+    drop = Dropout(0.25).train()
+    torch.manual_seed(0)
+    y = drop(torch.ones(200_000))
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - 0.25) < 0.005          # ~ 4.5 sigma
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.75))
+    x = torch.randn(5, requires_grad=True)
+    y = drop(x)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, (y != 0).float() / 0.75)
+    assert torch.equal(drop.eval()(x), x)

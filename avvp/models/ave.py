@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from avvp.models.han import Dropout
+
 
 class AVEBackbone(nn.Module):
     """(f_a, f_v) (B, T, 512) -> (x_a, x_v) (B, T, 512)."""
@@ -28,7 +30,7 @@ class AVEBackbone(nn.Module):
         self.att_u = nn.Linear(d_att, 1, bias=False)
         self.lstm_a = nn.LSTM(d, d // 2, batch_first=True, bidirectional=True)
         self.lstm_v = nn.LSTM(d, d // 2, batch_first=True, bidirectional=True)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def audio_guided_attention(self, f_a: torch.Tensor, f_v: torch.Tensor) -> torch.Tensor:
         """Visual segments re-weighted by each audio segment: (B, T, d)."""

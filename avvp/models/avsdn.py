@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from avvp.models.han import Dropout
+
 
 class AVSDNBackbone(nn.Module):
     """(f_a, f_v) (B, T, 512) -> (x_a, x_v) (B, T, 512)."""
@@ -25,7 +27,7 @@ class AVSDNBackbone(nn.Module):
         self.encoder = nn.LSTM(2 * d, d, batch_first=True)
         self.decoder_a = nn.LSTM(2 * d, d, batch_first=True)
         self.decoder_v = nn.LSTM(2 * d, d, batch_first=True)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, f_a: torch.Tensor, f_v: torch.Tensor):
         e, state = self.encoder(torch.cat([f_a, f_v], dim=-1))

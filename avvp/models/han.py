@@ -18,6 +18,19 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout whose CPU mask is drawn as `uniform >= p` (the same Bernoulli(1 - p) distribution).
+
+    On CPU, bernoulli_ costs ~10 ns per element, half of CM-Co's non-matmul time over its 25 x 10 x 2
+    class tokens per video; a uniform draw is about twice as fast. Other devices keep the fused kernel.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0 or x.device.type != "cpu":
+            return super().forward(x)
+        return x * ((torch.rand_like(x) >= self.p) * (1.0 / (1.0 - self.p)))
+
+
 class HybridAttention(nn.Module):
     """One hybrid attention layer over (N, L, d) token sets: 1 head, feed-forward `d_ff`, post-norm.
 
@@ -36,7 +49,7 @@ class HybridAttention(nn.Module):
         self.linear2 = nn.Linear(d_ff, d)
         self.norm1 = nn.LayerNorm(d)
         self.norm2 = nn.LayerNorm(d)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, q: torch.Tensor, other: torch.Tensor | None = None) -> torch.Tensor:
         """q: (N, L, d) queries; other: (N, L', d) tokens of the other modality (None: self-attention only)."""
