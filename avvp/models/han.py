@@ -67,11 +67,9 @@ def hybrid_pair(layer: HybridAttention, a: torch.Tensor, v: torch.Tensor, cross:
     token sets; the cross-attention keys are the same stack with the halves swapped (audio queries see
     visual tokens and vice versa).
     """
-    n = a.shape[0]
     x = torch.cat([a, v], dim=0)
     other = torch.cat([v, a], dim=0) if cross else None
-    y = layer(x, other)
-    return y[:n], y[n:]
+    return layer(x, other).chunk(2, dim=0)      # chunk: its backward is one cat, not zero-filled slices
 
 
 class HANBackbone(nn.Module):
