@@ -2,6 +2,7 @@
 #
 #   snakemake results/table2.md                         one table (its runs, and only those)
 #   snakemake                                           all four tables and the figures
+#   snakemake figures                                   the figures (results/figures/*.png)
 #   snakemake --workflow-profile profiles/slurm         the same on a SLURM cluster
 #   snakemake --report results/report.html              tables and figures in one HTML report
 # Snakemake reads profiles/default by itself (the workflow profile); --workflow-profile replaces it.
