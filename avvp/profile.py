@@ -10,7 +10,8 @@ One forward pass, in eval mode, of a batch of random ten-second videos given as 
   modules (softmax, sigmoid, relu, sums and means: all functional in our models) are invisible to it.
   Layer norms count 0 MACs here (a zero-cost custom rule; their weights still count as parameters), which
   is what gives HAN's 6,634,209,280 MACs and ~2.47 M parameters.
-- true_flops: torch.utils.flop_counter.FlopCounterMode, 2 x MACs of every matmul, attention included.
+- true_flops: torch.utils.flop_counter.FlopCounterMode, 2 x MACs of every matmul, attention and LSTM
+  matmuls included (formulas added for the two CPU kernels it lacks); elementwise work is not counted.
 - true_params: every parameter of the model.
 """
 
@@ -43,8 +44,16 @@ def _cpu_sdpa_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
     return sdpa_flop_count(query, key, value)
 
 
-# Without this the two attention matmuls (Q K^T and A V) would silently count 0 on CPU.
-TRUE_CUSTOM_FLOPS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops}
+def _cpu_lstm_layer_flops(input, w_ih, w_hh, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of one direction of one LSTM layer in PyTorch's CPU (oneDNN) kernel, which FlopCounterMode
+    does not know: the input and recurrent matmuls of every step, 2 x T x B x 4H x (I + H)."""
+    steps = input[0] * input[1]                      # B x T (either layout)
+    return 2 * steps * w_ih[0] * (w_ih[1] + w_hh[1])
+
+
+# Without these, attention's two matmuls (Q K^T, A V) and every LSTM would silently count 0 on CPU.
+TRUE_CUSTOM_FLOPS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops,
+                     torch.ops.aten.mkldnn_rnn_layer: _cpu_lstm_layer_flops}
 
 
 def random_inputs(batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:

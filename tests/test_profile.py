@@ -74,3 +74,13 @@ def test_cli_prints_and_writes_the_json(tmp_path, capsys):
 def test_cli_unknown_variant_is_exit_1(capsys):
     assert main(["profile", "--variant", "No Such Row"]) == 1
     assert "unknown variant" in capsys.readouterr().err
+
+
+def test_true_flops_count_the_lstms():
+    # AVSDN at batch 2 by hand: projections + heads + three LSTMs (1024 -> 512) over 10 steps.
+    b = 2
+    linear_macs = b * T * 128 * D + b * F * 2048 * D + b * T * 512 * D + b * T * 1024 * D + 3 * (b * T * 2) * D * C
+    lstm_macs = 3 * (b * T) * 4 * D * (2 * D + D)
+    got = count(build(model_spec(variants.get("AVSDN"))), random_inputs(b))
+    assert got["true_flops"] == 2 * (linear_macs + lstm_macs)
+    assert got["true_params"] == got["paper_params"]          # thop has a rule for every AVSDN module
