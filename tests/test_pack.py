@@ -110,3 +110,12 @@ def test_quirks_reach_the_manifest(tmp_path):
     assert m["annotation_version"] == "2020"
     assert m["quirks"]["audio_rows_unknown_video"]["count"] == 1
     assert m["quirks"]["audio_rows_empty_interval"]["count"] == 1
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_a_packed_dataset(hand_llp, tmp_path, capsys):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "thesis.tex").write_text("do not delete")
+    assert cli.main(["pack", "--data", str(hand_llp), "--out", str(out), "--no-frames"]) == 1
+    assert "not a packed dataset" in capsys.readouterr().err
+    assert (out / "thesis.tex").exists()

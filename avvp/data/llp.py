@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from avvp.constants import (CLASS_INDEX, DENSE_CSV, FEATURES, NUM_CLASSES, NUM_SEGMENTS, SPLITS,
+from avvp.constants import (CLASSES, CLASS_INDEX, DENSE_CSV, FEATURES, NUM_CLASSES, NUM_SEGMENTS, SPLITS,
                             WEAK_CSV)
 from avvp.errors import AvvpError
 
@@ -215,7 +215,6 @@ class SplitAnnotations:
 
 def report_video_quirks(split: str, ann: SplitAnnotations, quirks: Quirks) -> None:
     """Videos with no event in one modality, and videos whose dense classes differ from the weak ones."""
-    from avvp.constants import CLASSES
     has_a = ann.gt_audio.any(axis=2)
     has_v = ann.gt_visual.any(axis=2)
     for i, name in enumerate(ann.filenames):

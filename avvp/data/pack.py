@@ -111,8 +111,10 @@ def pack(paths: LLPPaths, out: Path, frames: bool = True) -> dict:
     for kind, folder in paths.features.items():
         if not folder.is_dir():
             raise AvvpError(f"{folder}: {kind} feature folder not found")
-    ann = read_annotations(paths)
     out = Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
+        raise AvvpError(f"{out}: exists and is not a packed dataset; refusing to overwrite it")
+    ann = read_annotations(paths)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
