@@ -47,6 +47,7 @@ def manifest(packed: str | Path) -> dict:
 
 
 def manifest_sha256(packed: str | Path) -> str:
+    manifest(packed)  # a clear error when there is no packed dataset
     return hashlib.sha256((Path(packed) / "manifest.json").read_bytes()).hexdigest()
 
 

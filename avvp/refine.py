@@ -26,13 +26,13 @@ from avvp.train import Job, fit
 STEP1_EPOCHS = 12
 
 
-def step1_job(seed: int, epochs: int | None, device: str, precision: str) -> Job:
+def step1_job(seed: int, epochs: int | None, device: str, precision: str, data_sha256: str = "") -> Job:
     """HAN + MA's temporal contrast, HAN's recipe, 12 epochs, last epoch kept."""
     han = variants.get("HAN")
     recipe = {**han["recipe"], "select": "last"}
     return Job(name="MA step 1", spec={**han["model"], "dropout": recipe["dropout"]}, recipe=recipe,
                losses=["ma_contrast"], labels="weak", gating="han", seed=seed, epochs=epochs or STEP1_EPOCHS,
-               select="last", precision=precision, device=device)
+               select="last", precision=precision, device=device, inputs={"data": data_sha256})
 
 
 def partners(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -104,7 +104,7 @@ def run(args) -> None:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     train = dataset.load_split(args.data, "train")
-    job = step1_job(args.seed, args.epochs, args.device, args.precision)
+    job = step1_job(args.seed, args.epochs, args.device, args.precision, dataset.manifest_sha256(args.data))
     model, _ = fit(job, train.to(args.device), train.labels, train.labels, None, out / "step1")
     train.to("cpu")
     model = model.to(args.device)

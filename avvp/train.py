@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
@@ -46,13 +47,13 @@ class Job:
     select: str                # val | released | last
     precision: str = "fp32"
     device: str = "cpu"
-    extra: dict = field(default_factory=dict)   # recorded in run.json, not used by the loop
+    inputs: dict = field(default_factory=dict)  # content hashes of the data (and refined labels) trained on
 
     def key(self) -> dict:
         """The settings a checkpoint must share with the job to be resumed."""
         return {"name": self.name, "spec": self.spec, "recipe": self.recipe, "losses": self.losses,
                 "labels": self.labels, "seed": self.seed, "epochs": self.epochs, "select": self.select,
-                "precision": self.precision, "device": self.device}
+                "precision": self.precision, "device": self.device, "inputs": self.inputs}
 
 
 def autocast(precision: str, device: str):
@@ -151,10 +152,15 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
     state = {"epoch": 0, "best": None, "bad_epochs": 0, "log": []}
 
     last = out / "last.pt"
-    if last.exists():
-        ckpt = _load_checkpoint(last)
-        if ckpt.get("job") != job.key():
-            raise AvvpError(f"{last}: checkpoint of other settings than this run's; use another --out or delete it")
+    ckpt = _load_checkpoint(last) if last.exists() else None
+    if ckpt is not None and ckpt.get("job") != job.key():
+        # Settings, data or labels changed since that checkpoint: start over, keeping the old one aside.
+        stale = out / "last.stale.pt"
+        os.replace(last, stale)
+        print(f"{last}: checkpoint of other settings or inputs than this run's; moved to {stale.name}, "
+              "starting over", flush=True)
+        ckpt = None
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optim.load_state_dict(ckpt["optim"])
         sched.load_state_dict(ckpt["sched"])
@@ -230,6 +236,13 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
     return model, state
 
 
+def file_sha256(path: str | Path) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as e:
+        raise AvvpError(f"{path}: cannot read ({e.strerror})") from None
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -261,7 +274,9 @@ def run(args) -> None:
               losses=v["losses"], labels=v["labels"], gating=v["gating"], seed=seed,
               epochs=args.epochs or v["recipe"]["epochs"],
               select="released" if args.protocol == "released" else v["recipe"]["select"],
-              precision=args.precision, device=args.device)
+              precision=args.precision, device=args.device,
+              inputs={"data": dataset.manifest_sha256(args.data),
+                      "refined": file_sha256(args.refined) if v["labels"] == "refined" and args.refined else None})
     train = dataset.load_split(args.data, "train")
     y_a, y_v = label_sources(v, train, args.refined, args.data, seed)
     select_split = dataset.load_split(args.data, "test" if args.protocol == "released" else "val")

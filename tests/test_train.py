@@ -121,3 +121,12 @@ def test_refine_then_train_on_refined_labels(packed_tiny, tmp_path):
     y = np.load(Path(packed_tiny) / "train" / "labels.npy")
     assert (z["audio"] <= y).all() and (z["visual"] <= y).all()
     assert train(packed_tiny, tmp_path / "ma", "MA", 1, "--refined", str(ref / "refined_labels.npz")) == 0
+
+
+def test_changed_settings_start_over_and_keep_the_old_checkpoint(packed_tiny, tmp_path, capsys):
+    run = tmp_path / "r"
+    assert train(packed_tiny, run, "HAN", 1) == 0
+    assert train(packed_tiny, run, "HAN", 2) == 0
+    out = capsys.readouterr().out
+    assert "starting over" in out and (run / "last.stale.pt").exists()
+    assert json.loads((run / "done.json").read_text())["epochs_run"] == 2
