@@ -138,3 +138,16 @@ def test_features_carry_the_class_signal_where_the_events_are():
     assert 0.8 * params["snr"] < gap < 1.1 * params["snr"]
     frame_var = f["visual"].reshape(300, 10, 8, -1).var(axis=2, ddof=1).mean()
     assert np.isclose(frame_var, params["frame_jitter"] ** 2, rtol=0.02)
+
+
+def test_synth_refuses_to_overwrite_a_foreign_folder_but_regenerates_its_own(tmp_path, capsys):
+    from avvp import cli
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep")
+    assert cli.main(["synth", "--preset", "tiny", "--out", str(out)]) == 1
+    assert "refusing to overwrite" in capsys.readouterr().err and (out / "notes.txt").exists()
+    tiny = synth_llp(tmp_path / "tiny", seed=0)
+    (tiny / "AVVP_train.csv").write_text("damaged")
+    synth_llp(tiny, seed=0)
+    assert (tiny / "AVVP_train.csv").read_text().startswith("filename\tevent_labels\n")
