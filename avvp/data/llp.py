@@ -176,7 +176,7 @@ def dense_ground_truth(path: str | os.PathLike, modality: str, videos: dict[str,
         here = f"{path.name} line {line_of(row)}: {name}"
         if name not in where:
             if name not in known_elsewhere:
-                quirks.add(f"{modality}_rows_unknown_video", f"{here!s} (matches no video)")
+                quirks.add(f"{modality}_rows_unknown_video", f"{here} (matches no video)")
             continue
         if off <= on:
             quirks.add(f"{modality}_rows_empty_interval", f"{here} onset {on} offset {off}")
@@ -325,7 +325,7 @@ def read_annotations(paths: LLPPaths) -> LLPAnnotations:
                                    paths.eval_visual, quirks))
     check_disjoint(splits, paths)
     for a in splits.values():
-        a.quirks = {}
+        a.quirks = {}                       # read together: the quirks are the dataset's, below
     truth_csv = paths.root / TRAIN_TRUTH_CSV
     truth = read_train_truth(truth_csv, splits["train"]) if truth_csv.exists() else None
     manifest = paths.root / SYNTH_MANIFEST
