@@ -71,6 +71,8 @@ def _train(sub):
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--protocol", default="default", choices=["default", "released"])
+    p.add_argument("--lr-scale", type=float, default=1.0,
+                   help="multiply the recipe's learning rate (short runs on small data; recorded in run.json)")
     p.add_argument("--variants-file", help="override config/variants.yaml")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     return "avvp.train"

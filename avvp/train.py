@@ -270,10 +270,15 @@ def run(args) -> None:
     v = variants.get(args.variant, args.variants_file)
     seed = 0 if args.protocol == "released" else args.seed  # the released code fixes every seed to 0
     out = Path(args.out)
-    job = Job(name=v["name"], spec={**v["model"], "dropout": v["recipe"]["dropout"]}, recipe=v["recipe"],
+    recipe = v["recipe"]
+    if args.lr_scale != 1.0:
+        if args.lr_scale <= 0:
+            raise AvvpError(f"--lr-scale must be positive, got {args.lr_scale}")
+        recipe = {**recipe, "lr": recipe["lr"] * args.lr_scale, "lr_scale": args.lr_scale}
+    job = Job(name=v["name"], spec={**v["model"], "dropout": recipe["dropout"]}, recipe=recipe,
               losses=v["losses"], labels=v["labels"], gating=v["gating"], seed=seed,
-              epochs=args.epochs or v["recipe"]["epochs"],
-              select="released" if args.protocol == "released" else v["recipe"]["select"],
+              epochs=args.epochs or recipe["epochs"],
+              select="released" if args.protocol == "released" else recipe["select"],
               precision=args.precision, device=args.device,
               inputs={"data": dataset.manifest_sha256(args.data),
                       "refined": file_sha256(args.refined) if v["labels"] == "refined" and args.refined else None})
