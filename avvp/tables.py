@@ -314,6 +314,11 @@ def header(table: str, spec: dict, config: dict, seeds: list[int], data: str | N
     epochs_cfg = "each recipe's own" if epochs_cfg is None else str(epochs_cfg)
     epochs = {v: {r.get("epochs") for r in rs} - {None} for v, rs in runs.items()}
     lines.append(f"- Epochs: config {epochs_cfg}; runs: {_describe_values(epochs)}")
+    precisions = {v: {r.get("precision") for r in rs} - {None} for v, rs in runs.items()}
+    lines.append(f"- Precision: {_describe_values(precisions)}")
+    scales = {v: {(r.get("recipe") or {}).get("lr_scale", 1.0) for r in rs} for v, rs in runs.items()}
+    if any(scale != {1.0} for scale in scales.values()):
+        lines.append(f"- Learning-rate scale on the recipe (1 = the paper's): {_describe_values(scales)}")
     lines.append(f"- HAN stacking of the layer rows: {stacking_line(spec, variants_file, runs)}")
     commits = sorted({r.get("git_commit") for rs in runs.values() for r in rs} - {None})
     runs_commit = f"; runs trained at {', '.join(commits)}" if commits else ""

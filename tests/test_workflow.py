@@ -141,9 +141,20 @@ def test_commands_quote_row_names_and_pass_the_config(wf):
             " --device cuda --precision bf16 --threads 2") in out
     assert ("avvp train --variant 'MA* + Ours' --seed 1 --data data/packed/default-s0"
             " --out results/runs/ma_star_ours/seed1 --refined results/refine/seed1/refined_labels.npz --epochs 4"
-            " --device cuda --precision bf16 --protocol default") in out
+            " --lr-scale 4.0 --device cuda --precision bf16 --protocol default") in out
     assert "avvp evaluate --run results/runs/ma_star_ours/seed1 --split test" in out
     assert "gpu=1" in out                           # cuda jobs ask for a GPU
+
+
+def test_learning_rate_scale_applies_to_its_recipe_only(wf):
+    proc = snakemake(wf, "--dry-run", "--printshellcmds", targets=["results/table4.md"],
+                     config=["seeds=[0]", "lr_scale={han: 2, ours: 1}"])
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout + proc.stderr
+    han = [line for line in out.splitlines() if "avvp train --variant HAN " in line]
+    cmco = [line for line in out.splitlines() if "avvp train --variant 'HAN + CM-Co'" in line]
+    assert han and all("--lr-scale 2" in line for line in han)
+    assert cmco and all("--lr-scale" not in line for line in cmco)
 
 
 def test_figures_compare_ma_with_ours_on_the_first_seed(wf):
@@ -210,7 +221,8 @@ def test_schema_fills_defaults_and_accepts_the_shipped_config():
     minimal = {"dataset": {"kind": "llp", "path": "/data/llp"}}
     validate(minimal, str(REPO / "workflow/schemas/config.schema.yaml"))
     assert minimal == {"dataset": {"kind": "llp", "path": "/data/llp", "preset": "default", "seed": 0},
-                       "annotation_version": "auto", "seeds": [0, 1, 2], "epochs": None, "device": "cpu",
+                       "annotation_version": "auto", "seeds": [0, 1, 2], "epochs": None,
+                       "lr_scale": {"han": 1.0, "ours": 1.0}, "device": "cpu",
                        "precision": "fp32", "protocol": "default", "threads": 1,
                        "slurm": {"partition": None, "account": None, "gpus_per_job": 1}}
 
@@ -273,3 +285,12 @@ def test_interrupted_training_resumes_and_nothing_else_reruns(tmp_path):
         assert (wd / "results/logs" / log).exists(), log
     for bench in ["synthesize/tiny-s0.tsv", "pack/tiny-s0.tsv", "train/han/seed0.tsv"]:
         assert (wd / "results/benchmarks" / bench).exists(), bench
+
+
+def test_llp_config_file_trains_the_papers_recipes_as_published(wf, llp_root):
+    proc = snakemake(wf, "--dry-run", "--printshellcmds", "--configfile", str(wf / "config/llp.yaml"),
+                     targets=["results/table2.md"], config=[f"dataset={{kind: llp, path: {llp_root}}}", "seeds=[0]"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    train = [line for line in (proc.stdout + proc.stderr).splitlines() if "avvp train --variant" in line]
+    assert len(train) == 11
+    assert all("--precision fp32" in line and "--epochs" not in line and "--lr-scale" not in line for line in train)

@@ -79,6 +79,12 @@ def epochs_arg():
     return f"--epochs {config['epochs']}" if config["epochs"] else ""
 
 
+def lr_scale_arg(wildcards):
+    """`--lr-scale F` when the config scales the learning rate of this row's recipe."""
+    scale = config["lr_scale"].get(variant(wildcards.slug)["recipe_name"], 1.0)
+    return f"--lr-scale {scale}" if scale != 1.0 else ""
+
+
 def refine_epochs_arg():
     """MA's step 1 runs 12 epochs where the recipes run 40: an epochs override scales it (at least 1)."""
     return f"--epochs {max(1, round(config['epochs'] * 12 / 40))}" if config["epochs"] else ""

@@ -49,6 +49,7 @@ rule train:
         out=lambda wildcards, output: os.path.dirname(output.done),
         refined=refined_arg,
         epochs=epochs_arg(),
+        lr_scale=lr_scale_arg,
         device=config["device"],
         precision=config["precision"],
         protocol=config["protocol"],
@@ -67,7 +68,7 @@ rule train:
         "../envs/avvp.yaml"
     shell:
         "avvp train --variant {params.variant:q} --seed {wildcards.seed} --data {params.data:q}"
-        " --out {params.out:q} {params.refined} {params.epochs} --device {params.device}"
+        " --out {params.out:q} {params.refined} {params.epochs} {params.lr_scale} --device {params.device}"
         " --precision {params.precision} --protocol {params.protocol} --variants-file {params.variants:q}"
         " --threads {threads} > {log} 2>&1"
 
