@@ -12,9 +12,6 @@ into place only when everything is valid and written: a bad input leaves nothing
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +20,7 @@ from tqdm import tqdm
 from avvp.constants import FEATURES, FRAMES_PER_SEGMENT, NUM_SEGMENTS, SPLITS
 from avvp.data.llp import LLPAnnotations, LLPPaths, load_feature, read_annotations
 from avvp.errors import AvvpError
+from avvp.io import atomic_dir
 
 FORMAT = 1
 BLOCK = 256          # videos between two re-openings of the output maps
@@ -115,9 +113,7 @@ def pack(paths: LLPPaths, out: Path, frames: bool = True) -> dict:
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
         raise AvvpError(f"{out}: exists and is not a packed dataset; refusing to overwrite it")
     ann = read_annotations(paths)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         for split in SPLITS:
             pack_split(split, ann.splits[split], paths, tmp / split, frames)
         if ann.train_truth is not None:
@@ -125,12 +121,6 @@ def pack(paths: LLPPaths, out: Path, frames: bool = True) -> dict:
             np.save(tmp / "train" / "true_visual.npy", ann.train_truth[1])
         m = manifest(paths, ann, frames)
         (tmp / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return m
 
 

@@ -57,9 +57,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -73,6 +70,7 @@ from avvp.constants import (CLASSES, DENSE_CSV, FEATURES, FRAMES_PER_SEGMENT, NU
                             NUM_SEGMENTS, SPLITS, WEAK_CSV)
 from avvp.data.llp import SYNTH_MANIFEST, TRAIN_TRUTH_CSV
 from avvp.errors import AvvpError
+from avvp.io import atomic_dir
 
 # Videos per split of each preset (`full` is the size of LLP itself).
 SIZES = {
@@ -442,13 +440,5 @@ def run(args) -> None:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not (out / SYNTH_MANIFEST).exists():
         raise AvvpError(f"{out}: exists and is not a synthetic dataset; refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         generate(tmp, args.preset, args.seed)
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,56 @@
+"""Report: every trained row of a results folder, its ten test numbers and the seconds it took, beside the two
+reference predictions (empty; video labels copied to every second) and the label refinement's quality.
+
+    .venv/bin/python bench/variants_report.py --results results --data data/packed/default-s0 --seed 0
+
+Prints markdown. Numbers come from the runs' own metrics.json/done.json; the references are scored here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tabulate import tabulate
+
+from avvp import baselines, dataset, variants
+
+COLUMNS = [(level, key) for level in ("segment", "event")
+           for key in ("audio", "visual", "audio_visual", "type_av", "event_av")]
+HEADERS = [f"{'Seg' if level == 'segment' else 'Ev'} {key}" for level, key in COLUMNS]
+
+
+def row(name: str, scores: dict, seconds: str) -> list:
+    return [name] + [f"{scores[level][key]:.1f}" for level, key in COLUMNS] + [seconds]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--data", required=True, help="packed dataset the runs were trained on")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    results = Path(args.results)
+    test = dataset.load_split(args.data, "test")
+    rows = [row("(empty prediction)", baselines.empty(test.gt_audio, test.gt_visual), "-"),
+            row("(video labels copied to every second)",
+                baselines.copy_labels(test.labels.numpy(), test.gt_audio, test.gt_visual), "-")]
+    for name in variants.names():
+        run = results / "runs" / variants.slug(name) / f"seed{args.seed}"
+        metrics, done = run / "test" / "metrics.json", run / "done.json"
+        if metrics.is_file() and done.is_file():
+            secs = json.loads(done.read_text())["seconds"]
+            rows.append(row(name, json.loads(metrics.read_text()), f"{secs:.0f}"))
+    print(tabulate(rows, headers=["row"] + HEADERS + ["train s"], tablefmt="pipe"))
+    summary = results / "refine" / f"seed{args.seed}" / "summary.json"
+    if summary.is_file():
+        s = json.loads(summary.read_text())
+        print(f"\nRefinement (seed {args.seed}): removed {s['removed']}")
+        for m, t in (s.get("against_truth") or {}).items():
+            print(f"- {m}: precision {t['precision']}, recall {t['recall']} "
+                  f"({t['correct_removals']} of {t['removals']} removals right; {t['should_remove']} to remove)")
+
+
+if __name__ == "__main__":
+    main()
