@@ -59,8 +59,12 @@ def swapped_probs(model, train: dataset.Split, audio_from: np.ndarray, visual_fr
     return p["a_prob"], p["v_prob"]
 
 
-def refine_labels(model, train: dataset.Split, seed: int, device="cpu", precision="fp32"):
-    """Step 2: (refined audio labels, refined visual labels), both (N, 25) uint8."""
+def refine_labels(model, train: dataset.Split, seed: int, device="cpu", precision="fp32", info: dict | None = None):
+    """Step 2: (refined audio labels, refined visual labels), both (N, 25) uint8.
+
+    `info`, when given, receives the per-class normalised error rates that set the removal thresholds: a
+    step-1 model that fits every training label (error 0) removes nothing, whatever the swaps show.
+    """
     y = train.labels.numpy().astype(np.int64)
     rng = np.random.default_rng(seed)
     j = partners(y, rng)
@@ -72,6 +76,9 @@ def refine_labels(model, train: dataset.Split, seed: int, device="cpu", precisio
     err_v = 1.0 - ((v_orig > 0.5) == (y > 0)).mean(0)
     err_a = err_a / max(err_a.max(), 1e-12)
     err_v = err_v / max(err_v.max(), 1e-12)
+    if info is not None:
+        info["threshold_error"] = {m: {c: round(float(e), 4) for c, e in zip(CLASSES, err)}
+                                   for m, err in (("audio", err_a), ("visual", err_v))}
     a_swap, v_keep = swapped_probs(model, train, j, i, device, precision)   # audio swapped, visual kept
     a_keep, v_swap = swapped_probs(model, train, i, j, device, precision)   # visual swapped, audio kept
     drop_visual = (a_swap < 0.5 * err_v) & (v_keep < 0.5 * err_v) & (y > 0)
@@ -108,8 +115,10 @@ def run(args) -> None:
     model, _ = fit(job, train.to(args.device), train.labels, train.labels, None, out / "step1")
     train.to("cpu")
     model = model.to(args.device)
-    audio, visual = refine_labels(model, train, args.seed, args.device, args.precision)
+    errors: dict = {}
+    audio, visual = refine_labels(model, train, args.seed, args.device, args.precision, errors)
     info = summary(train, audio, visual)
+    info.update(errors)
     info.update({"seed": args.seed, "step1_epochs": job.epochs, "data": str(Path(args.data).resolve()),
                  "data_manifest_sha256": dataset.manifest_sha256(args.data)})
     write_json(out / "summary.json", info)
