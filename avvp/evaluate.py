@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avvp import dataset, metrics, variants
+from avvp import dataset, metrics
 from avvp.errors import AvvpError
 from avvp.io import write_json, write_npz
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from avvp import dataset, losses, metrics, variants
+from avvp import dataset, losses, variants
 from avvp.errors import AvvpError
-from avvp.evaluate import predict, score_split
+from avvp.evaluate import score_split
 from avvp.io import atomic_path, write_json, write_text
 from avvp.models import build
 

@@ -1,7 +1,6 @@
 """Training: determinism, resume after a kill, clear errors; evaluation writes the `avvp score` schema."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -9,7 +8,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from avvp.cli import main
