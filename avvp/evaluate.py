@@ -6,6 +6,7 @@ one batched forward pass over the split plus the vectorised metrics, well under 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -17,11 +18,16 @@ from avvp.errors import AvvpError
 from avvp.io import write_json, write_npz
 
 
+def autocast(precision: str, device: str):
+    """bf16 autocast for the forward pass (AVX512-BF16/AMX on CPUs, tensor cores on GPUs); fp32 is a no-op."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 @torch.no_grad()
 def predict(model, split: dataset.Split, device: str = "cpu", precision: str = "fp32", batch: int = 512) -> dict:
     """Model outputs over a whole split, as numpy arrays (probabilities and time-pooled features)."""
-    from avvp.train import autocast  # one definition of the precision context
-
     model.eval()
     keep = ("global_prob", "a_prob", "v_prob", "frame_prob")
     parts: dict[str, list] = {k: [] for k in keep + ("pooled_audio", "pooled_visual")}

@@ -10,7 +10,6 @@ with the same arguments ends with exactly the metrics of an uninterrupted run.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
@@ -26,7 +25,7 @@ from tqdm import tqdm
 
 from avvp import dataset, losses, variants
 from avvp.errors import AvvpError
-from avvp.evaluate import score_split
+from avvp.evaluate import autocast, score_split
 from avvp.io import atomic_path, write_json, write_text
 from avvp.models import build
 
@@ -56,13 +55,6 @@ class Job:
                 "precision": self.precision, "device": self.device, "inputs": self.inputs}
 
 
-def autocast(precision: str, device: str):
-    """bf16 autocast for the forward pass (AMX on recent CPUs, tensor cores on GPUs); fp32 is a no-op."""
-    if precision == "bf16":
-        return torch.autocast(device_type=device, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def targets(recipe: dict, y, y_a, y_v, epoch: int):
     """BCE targets of a batch: audio, visual (label-smoothed as the recipe says), and the MIL (global) target.
 
@@ -78,7 +70,7 @@ def targets(recipe: dict, y, y_a, y_v, epoch: int):
 
 
 def batch_loss(model, job: Job, batch, epoch: int, gen: torch.Generator):
-    """The loss of one batch and its terms (floats, for the log)."""
+    """The loss of one batch and its terms (detached tensors, summed for the log: no device sync per step)."""
     audio, visual, motion, y, y_a, y_v = batch
     cms = job.recipe.get("cms") if "cms" in job.losses else None
     cms_on = cms is not None and epoch + 1 >= cms["start_epoch"]
@@ -94,18 +86,18 @@ def batch_loss(model, job: Job, batch, epoch: int, gen: torch.Generator):
     first = {k: v[:n] for k, v in out.items()}
     t_a, t_v, t_g = targets(job.recipe, y, y_a, y_v, epoch)
     loss = losses.mmil_bce(first, t_a, t_v, t_g)
-    terms = {"bce": loss.item()}
+    terms = {"bce": loss.detach()}
     if "ma_contrast" in job.losses:
         ma = job.recipe["ma_contrast"]
         term = ma["weight"] * losses.ma_contrast(first["x_a"], first["v_in"], ma["temperature"], ma["smoothing"])
         loss = loss + term
-        terms["ma_contrast"] = term.item()
+        terms["ma_contrast"] = term.detach()
     if cms_on:
         att = out["frame_att_logit"]
         term = cms["weight"] * losses.cms_loss(out["x_a"], out["x_v"], att[:, :, 0], att[:, :, 1],
                                                torch.cat([y_a, y_a[perm]]), torch.cat([y_v, y_v]), cms["tau"])
         loss = loss + term
-        terms["cms"] = term.item()
+        terms["cms"] = term.detach()
     return loss, terms
 
 
@@ -181,7 +173,7 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
         t0 = time.perf_counter()
         model.train()
         order = torch.randperm(n, generator=gen)
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}
         steps = 0
         for start in range(0, n, rec["batch"]):
             idx = order[start:start + rec["batch"]]
@@ -191,11 +183,11 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
             loss.backward()
             optim.step()
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v
+                sums[k] = sums[k] + v if k in sums else v
             steps += 1
         row = {"epoch": epoch + 1, "lr": optim.param_groups[0]["lr"]}  # the rate this epoch trained with
         sched.step()
-        row.update({f"loss_{k}": v / steps for k, v in sums.items()})
+        row.update({f"loss_{k}": v.item() / steps for k, v in sums.items()})
         row["train_seconds"] = round(time.perf_counter() - t0, 3)
 
         improved = job.select == "last"
