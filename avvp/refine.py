@@ -11,13 +11,14 @@ every training label is known, the summary also reports the refinement's precisi
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from avvp import dataset, variants
-from avvp.constants import CLASSES
+from avvp.constants import CLASSES, NUM_CLASSES
 from avvp.errors import AvvpError
 from avvp.evaluate import predict
 from avvp.io import write_json, write_npz
@@ -86,6 +87,15 @@ def refine_labels(model, train: dataset.Split, seed: int, device="cpu", precisio
     return (y * ~drop_audio).astype(np.uint8), (y * ~drop_visual).astype(np.uint8)
 
 
+def zero_error_classes(threshold_error: dict) -> dict:
+    """Per modality, how many classes step 1 fits exactly on the training labels.
+
+    MA's threshold is 0.5 x the normalised error: such a class can never lose a label, whatever the swaps
+    show, so when most classes are fitted exactly (a small training set memorised) the refinement is inert.
+    """
+    return {m: sum(e == 0 for e in err.values()) for m, err in threshold_error.items()}
+
+
 def summary(train: dataset.Split, audio: np.ndarray, visual: np.ndarray) -> dict:
     """Removals per class and modality, and precision/recall against the true modality when it is known."""
     y = train.labels.numpy().astype(np.uint8)
@@ -119,6 +129,12 @@ def run(args) -> None:
     audio, visual = refine_labels(model, train, args.seed, args.device, args.precision, errors)
     info = summary(train, audio, visual)
     info.update(errors)
+    info["zero_error_classes"] = zero_error_classes(errors["threshold_error"])
+    for m, n in info["zero_error_classes"].items():
+        if n > NUM_CLASSES // 2:
+            print(f"warning: step 1 fits the {m} training labels of {n} of {NUM_CLASSES} classes exactly, so those "
+                  f"classes cannot lose a {m} label (threshold 0); fewer step-1 epochs (--epochs) or more training "
+                  "videos avoid that", file=sys.stderr, flush=True)
     info.update({"seed": args.seed, "step1_epochs": job.epochs, "data": str(Path(args.data).resolve()),
                  "data_manifest_sha256": dataset.manifest_sha256(args.data)})
     write_json(out / "summary.json", info)

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from avvp import dataset
-from avvp.refine import partners, refine_labels, summary
+from avvp.refine import partners, refine_labels, summary, zero_error_classes
 
 
 class MarkerModel(torch.nn.Module):
@@ -69,6 +69,15 @@ def test_summary_counts_and_scores_against_truth():
     for m in ("audio", "visual"):
         assert s["against_truth"][m]["precision"] == 1.0
         assert s["against_truth"][m]["recall"] == 1.0
+
+
+def test_zero_error_classes_are_counted():
+    # The marker model misses only video 3's labels (classes 0-3); every other class's error is 0, so no
+    # label of those classes could ever be removed (MA's threshold is 0.5 x the normalised error).
+    info = {}
+    refine_labels(MarkerModel(), hand_made_split(), seed=0, info=info)
+    assert info["threshold_error"]["visual"]["Speech"] == 1.0
+    assert zero_error_classes(info["threshold_error"]) == {"audio": 21, "visual": 21}
 
 
 def test_partners_share_no_class():
