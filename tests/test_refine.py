@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from avvp import dataset
-from avvp.refine import partners, refine_labels, summary, zero_error_classes
+from avvp.refine import fitted_exactly, partners, refine_labels, summary
 
 
 class MarkerModel(torch.nn.Module):
@@ -71,13 +71,16 @@ def test_summary_counts_and_scores_against_truth():
         assert s["against_truth"][m]["recall"] == 1.0
 
 
-def test_zero_error_classes_are_counted():
+def test_classes_fitted_exactly_are_counted():
     # The marker model misses only video 3's labels (classes 0-3); every other class's error is 0, so no
     # label of those classes could ever be removed (MA's threshold is 0.5 x the normalised error).
     info = {}
-    refine_labels(MarkerModel(), hand_made_split(), seed=0, info=info)
+    split = hand_made_split()
+    refine_labels(MarkerModel(), split, seed=0, info=info)
     assert info["threshold_error"]["visual"]["Speech"] == 1.0
-    assert zero_error_classes(info["threshold_error"]) == {"audio": 21, "visual": 21}
+    exact = fitted_exactly(info["threshold_error"], split.labels.numpy())
+    # 21 classes fitted exactly; of the 9 labels, only video 4's class 5 is in one of them
+    assert exact == {m: {"classes": 21, "labels": 1, "of_labels": 9} for m in ("audio", "visual")}
 
 
 def test_partners_share_no_class():

@@ -76,7 +76,7 @@ from avvp.io import atomic_dir
 
 # Videos per split of each preset (`full` is the size of LLP itself). `default` has 2,000 training videos, not
 # fewer: on 1,000, MA's step-1 model fits every training label within 4 epochs, the per-class errors that set
-# its refinement thresholds are 0, and the refinement removes almost nothing (measured: 67 of 657 visual labels).
+# its refinement thresholds are 0, and the refinement removes almost nothing (67 visual labels where 657 should go).
 SIZES = {
     "tiny": {"train": 64, "val": 24, "test": 24},
     "default": {"train": 2000, "val": 200, "test": 300},
