@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -294,3 +295,14 @@ def test_llp_config_file_trains_the_papers_recipes_as_published(wf, llp_root):
     train = [line for line in (proc.stdout + proc.stderr).splitlines() if "avvp train --variant" in line]
     assert len(train) == 11
     assert all("--precision fp32" in line and "--epochs" not in line and "--lr-scale" not in line for line in train)
+
+
+def test_the_readme_real_llp_command_runs_as_written(wf, llp_root):
+    # The README's command, word for word (only the LLP path is ours): Snakemake's --config swallows every word
+    # after it, so a target written after it fails with "Config entries have to be defined as name=value pairs".
+    command = re.search(r"and run `(snakemake [^`]+)`", (REPO / "README.md").read_text()).group(1)
+    args = shlex.split(command.replace("/data/LLP", str(llp_root)))
+    proc = subprocess.run([sys.executable, "-m", *args, "--dry-run"], cwd=wf, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "avvp train --variant 'MA* + CM-Co'" in proc.stdout + proc.stderr
