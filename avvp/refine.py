@@ -63,8 +63,9 @@ def swapped_probs(model, train: dataset.Split, audio_from: np.ndarray, visual_fr
 def refine_labels(model, train: dataset.Split, seed: int, device="cpu", precision="fp32", info: dict | None = None):
     """Step 2: (refined audio labels, refined visual labels), both (N, 25) uint8.
 
-    `info`, when given, receives the per-class normalised error rates that set the removal thresholds: a
-    step-1 model that fits every training label (error 0) removes nothing, whatever the swaps show.
+    `info`, when given, receives the per-class normalised error rates that set the removal thresholds
+    (rounded, for reading) and `fitted_exactly` (from the exact rates): a step-1 model that fits every
+    training label (error 0) removes nothing, whatever the swaps show.
     """
     y = train.labels.numpy().astype(np.int64)
     rng = np.random.default_rng(seed)
@@ -80,6 +81,7 @@ def refine_labels(model, train: dataset.Split, seed: int, device="cpu", precisio
     if info is not None:
         info["threshold_error"] = {m: {c: round(float(e), 4) for c, e in zip(CLASSES, err)}
                                    for m, err in (("audio", err_a), ("visual", err_v))}
+        info["fitted_exactly"] = fitted_exactly({"audio": err_a, "visual": err_v}, y)
     a_swap, v_keep = swapped_probs(model, train, j, i, device, precision)   # audio swapped, visual kept
     a_keep, v_swap = swapped_probs(model, train, i, j, device, precision)   # visual swapped, audio kept
     drop_visual = (a_swap < 0.5 * err_v) & (v_keep < 0.5 * err_v) & (y > 0)
@@ -87,15 +89,17 @@ def refine_labels(model, train: dataset.Split, seed: int, device="cpu", precisio
     return (y * ~drop_audio).astype(np.uint8), (y * ~drop_visual).astype(np.uint8)
 
 
-def fitted_exactly(threshold_error: dict, labels: np.ndarray) -> dict:
+def fitted_exactly(errors: dict, labels: np.ndarray) -> dict:
     """Per modality, the classes step 1 fits exactly on the training labels, and how many labels they hold.
+
+    `errors`: per modality, the (25,) training error rates of refine_labels; `labels`: (N, 25) weak labels.
 
     MA's threshold is 0.5 x the normalised error: such a class can never lose a label, whatever the swaps
     show. When they hold most labels (a small training set memorised), the refinement is inert.
     """
     out = {}
-    for m, err in threshold_error.items():
-        exact = np.array([err[c] == 0 for c in CLASSES])
+    for m, err in errors.items():
+        exact = np.asarray(err) == 0
         out[m] = {"classes": int(exact.sum()), "labels": int(labels[:, exact].sum()), "of_labels": int(labels.sum())}
     return out
 
@@ -133,7 +137,6 @@ def run(args) -> None:
     audio, visual = refine_labels(model, train, args.seed, args.device, args.precision, errors)
     info = summary(train, audio, visual)
     info.update(errors)
-    info["fitted_exactly"] = fitted_exactly(errors["threshold_error"], train.labels.numpy())
     for m, f in info["fitted_exactly"].items():
         if f["labels"] >= 0.9 * f["of_labels"]:
             print(f"warning: step 1 fits the {m} training labels of {f['classes']} of {NUM_CLASSES} classes exactly; "
