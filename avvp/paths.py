@@ -1,0 +1,135 @@
+"""The one home of the results and data layout, and of the names derived from the config.
+
+Pure Python (no torch): the workflow imports it. Every function takes wildcard text as well as values, so
+the rules spell their patterns through it too: `run_folder("{slug}", "{seed}")`.
+
+    data/synthetic/<preset>-s<seed>/         `avvp synth`
+    data/packed/<packed>/                    `avvp pack`: manifest.json, <split>/*.npy
+    results/refine/seed<S>/                  refined_labels.npz, summary.json
+    results/runs/<slug>/seed<S>/             run.json, log.csv, last.pt, best.pt, done.json
+    results/runs/<slug>/seed<S>/<split>/     metrics.json, predictions.npz
+    results/profile/<slug>.json              parameters and FLOPs
+    results/<table>.md, .csv                 the tables; results/figures/<kind>.png the figures
+    results/logs/<stage>/..., results/benchmarks/<stage>/...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from avvp.variants import slug
+
+RESULTS = "results"
+DATA = "data"
+
+# MA's step 1 trains 12 epochs where the recipes train 40 (SPEC); an epochs override scales it alike.
+MA_STEP1_EPOCHS = 12
+RECIPE_EPOCHS = 40
+
+
+def step1_epochs(epochs_override: int | None) -> int:
+    """MA's step-1 epochs: 12, or an override N of the recipes' 40 scaled by 12/40 (at least 1)."""
+    if not epochs_override:
+        return MA_STEP1_EPOCHS
+    return max(1, round(epochs_override * MA_STEP1_EPOCHS / RECIPE_EPOCHS))
+
+
+# --- data -----------------------------------------------------------------------------------------------------
+def packed_name(dataset_cfg: dict) -> str | None:
+    """'default-s0' for the synthetic preset `default` made with seed 0, 'llp' for the real data."""
+    kind = dataset_cfg.get("kind")
+    if kind == "synthetic":
+        return f"{dataset_cfg.get('preset', 'default')}-s{dataset_cfg.get('seed', 0)}"
+    return "llp" if kind == "llp" else None
+
+
+def packed_folder(name: str, data: str | Path = DATA) -> Path:
+    return Path(data) / "packed" / name
+
+
+def packed_dir(dataset_cfg: dict, data: str | Path = DATA) -> Path | None:
+    """The packed folder the workflow makes for this config's `dataset`."""
+    name = packed_name(dataset_cfg)
+    return None if name is None else packed_folder(name, data)
+
+
+def synthetic_dir(name: str, data: str | Path = DATA) -> Path:
+    return Path(data) / "synthetic" / name
+
+
+def manifest_json(packed: str | Path) -> Path:
+    return Path(packed) / "manifest.json"
+
+
+# --- runs -----------------------------------------------------------------------------------------------------
+def run_folder(slug_: str, seed, results: str | Path = RESULTS) -> Path:
+    """The run folder of a row's slug (or the `{slug}` wildcard) and seed."""
+    return Path(results) / "runs" / slug_ / f"seed{seed}"
+
+
+def run_dir(name: str, seed, results: str | Path = RESULTS) -> Path:
+    """The run folder of a row by its name ('MA* + Ours') and seed."""
+    return run_folder(slug(name), seed, results)
+
+
+def done_json(run: str | Path) -> Path:
+    return Path(run) / "done.json"  # written last by `avvp train`: the run is complete
+
+
+def run_json(run: str | Path) -> Path:
+    return Path(run) / "run.json"
+
+
+def metrics_json(run: str | Path, split: str) -> Path:
+    return Path(run) / split / "metrics.json"
+
+
+def predictions_npz(run: str | Path, split: str) -> Path:
+    return Path(run) / split / "predictions.npz"
+
+
+def refine_dir(seed, results: str | Path = RESULTS) -> Path:
+    return Path(results) / "refine" / f"seed{seed}"
+
+
+def refined_labels(seed, results: str | Path = RESULTS) -> Path:
+    return refine_dir(seed, results) / "refined_labels.npz"
+
+
+def refine_summary(seed, results: str | Path = RESULTS) -> Path:
+    return refine_dir(seed, results) / "summary.json"
+
+
+# --- reports --------------------------------------------------------------------------------------------------
+def profile_json(name: str, results: str | Path = RESULTS) -> Path:
+    """Parameters and FLOPs of a row, by its name."""
+    return profile_file(slug(name), results)
+
+
+def profile_file(slug_: str, results: str | Path = RESULTS) -> Path:
+    return Path(results) / "profile" / f"{slug_}.json"
+
+
+def table_md(table: str, results: str | Path = RESULTS) -> Path:
+    return Path(results) / f"{table}.md"
+
+
+def table_csv(table: str, results: str | Path = RESULTS) -> Path:
+    return Path(results) / f"{table}.csv"
+
+
+def figure_png(kind: str, results: str | Path = RESULTS) -> Path:
+    return Path(results) / "figures" / f"{kind}.png"
+
+
+def config_yaml(results: str | Path = RESULTS) -> Path:
+    """The config as run (written by the workflow, read by `avvp table`)."""
+    return Path(results) / "config.yaml"
+
+
+def log_file(stage: str, job: str, results: str | Path = RESULTS) -> Path:
+    return Path(results) / "logs" / stage / f"{job}.log"
+
+
+def benchmark_file(stage: str, job: str, results: str | Path = RESULTS) -> Path:
+    return Path(results) / "benchmarks" / stage / f"{job}.tsv"
