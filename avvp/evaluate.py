@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avvp import dataset, metrics
+from avvp import metrics
+from avvp.data import dataset
 from avvp.errors import AvvpError
 from avvp.io import write_json, write_npz
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avvp import dataset, variants
+from avvp import variants
 from avvp.constants import CLASSES, NUM_CLASSES
+from avvp.data import dataset
 from avvp.errors import AvvpError
 from avvp.evaluate import predict
 from avvp.io import write_json, write_npz

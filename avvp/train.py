@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from avvp import dataset, losses, variants
+from avvp import losses, variants
+from avvp.data import dataset
 from avvp.errors import AvvpError
 from avvp.evaluate import autocast, score_split
 from avvp.io import atomic_path, write_json, write_text

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avvp import dataset, variants
+from avvp import variants
+from avvp.data import dataset
 from avvp.data.synth import SIZES
 from avvp.train import Job, fit
 

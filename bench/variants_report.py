@@ -14,7 +14,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from avvp import baselines, dataset, variants
+from avvp import baselines, variants
+from avvp.data import dataset
 
 COLUMNS = [(level, key) for level in ("segment", "event")
            for key in ("audio", "visual", "audio_visual", "type_av", "event_av")]

@@ -1,16 +1,22 @@
-"""`avvp pack`: the packed arrays equal the per-file contents; the manifest says where they came from."""
+"""`avvp pack`: the packed arrays equal the per-file contents; the manifest says where they came from;
+loading a damaged packed split is one line naming the file and the first bad video."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
+import torch
 
 from avvp import cli
 from avvp.constants import CLASS_INDEX, DENSE_CSV, FEATURES, WEAK_CSV
+from avvp.data import dataset
 from avvp.data.llp import TRAIN_TRUTH_CSV
+from avvp.errors import AvvpError
 from conftest import write_llp
 
 SPLIT_FILES = {"filenames.npy", "labels.npy", "audio.npy", "visual.npy", "frames.npy", "motion.npy"}
@@ -119,3 +125,42 @@ def test_refuses_to_overwrite_a_folder_that_is_not_a_packed_dataset(hand_llp, tm
     assert cli.main(["pack", "--data", str(hand_llp), "--out", str(out), "--no-frames"]) == 1
     assert "not a packed dataset" in capsys.readouterr().err
     assert (out / "thesis.tex").exists()
+
+
+def _damaged_copy(packed_tiny, tmp_path):
+    """A writable copy of the packed tiny dataset, without the frames nobody loads."""
+    out = tmp_path / "damaged"
+    shutil.copytree(packed_tiny, out, ignore=shutil.ignore_patterns("frames.npy"))
+    return out
+
+
+def test_loading_names_the_first_non_finite_video(packed_tiny, tmp_path):
+    out = _damaged_copy(packed_tiny, tmp_path)
+    visual = np.load(out / "train" / "visual.npy")
+    visual[17, 3, 100] = np.nan   # a bad disk or a hand edit after packing
+    visual[40, 0, 0] = np.inf     # a later bad video: the first one is named
+    np.save(out / "train" / "visual.npy", visual)
+    name = str(np.load(out / "train" / "filenames.npy")[17])
+    with pytest.raises(AvvpError) as e:
+        dataset.load_split(out, "train")
+    assert str(e.value) == f"{out}/train/visual.npy: non-finite value in video 17 ({name}); re-run avvp pack"
+    assert len(dataset.load_split(out, "val")) == 24  # the other splits still load
+
+
+def test_loading_checks_shapes_against_the_manifest(packed_tiny, tmp_path):
+    out = _damaged_copy(packed_tiny, tmp_path)
+    np.save(out / "val" / "audio.npy", np.load(out / "val" / "audio.npy")[:-1])  # one video short
+    with pytest.raises(AvvpError, match=r"val/audio\.npy: shape \(23, 10, 128\), expected \(24, 10, 128\)"):
+        dataset.load_split(out, "val")
+    np.save(out / "test" / "motion.npy", np.zeros((24, 10, 256), np.float32))   # wrong feature size
+    with pytest.raises(AvvpError, match=r"test/motion\.npy: shape \(24, 10, 256\), expected \(24, 10, 512\)"):
+        dataset.load_split(out, "test")
+
+
+def test_loaded_split_equals_the_packed_arrays(packed_tiny):
+    split = dataset.load_split(packed_tiny, "val")
+    assert split.visual.dtype == torch.float32 and split.labels.dtype == torch.float32
+    np.testing.assert_array_equal(split.visual.numpy(), np.load(packed_tiny / "val" / "visual.npy"))
+    np.testing.assert_array_equal(split.gt_audio, np.load(packed_tiny / "val" / "gt_audio.npy"))
+    assert split.filenames == [str(f) for f in np.load(packed_tiny / "val" / "filenames.npy")]
+    assert split.true_audio is None and dataset.load_split(packed_tiny, "train").true_audio is not None

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from avvp import dataset
+from avvp.data import dataset
 from avvp.refine import fitted_exactly, partners, refine_labels, summary
 
 

@@ -2,11 +2,13 @@
 
 Training reads contiguous arrays held in memory (no per-step file reads, no worker processes): the
 per-second visual means (N,10,2048) are used, since pooling commutes with the model's first linear map.
+Loading checks every array's shape against the manifest and every float array for NaN/inf, so a packed
+dataset damaged after packing (a bad disk, a hand edit) is one line naming the file and the first bad video,
+not a PyTorch error deep inside training.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avvp.constants import FEATURES, NUM_CLASSES, NUM_SEGMENTS
 from avvp.errors import AvvpError
+from avvp.io import sha256_file
+from avvp.paths import manifest_json
+
+# Per-video shape of each packed array (the visual array holds the per-second means of the 80 frames).
+VIDEO_SHAPES = {
+    "filenames": (),
+    "labels": (NUM_CLASSES,),
+    "audio": FEATURES["audio"][1],
+    "visual": (NUM_SEGMENTS, FEATURES["visual"][1][1]),
+    "motion": FEATURES["motion"][1],
+    "gt_audio": (NUM_CLASSES, NUM_SEGMENTS),
+    "gt_visual": (NUM_CLASSES, NUM_SEGMENTS),
+    "true_audio": (NUM_CLASSES,),
+    "true_visual": (NUM_CLASSES,),
+}
+FLOAT_ARRAYS = ("labels", "audio", "visual", "motion")
 
 
 @dataclass
@@ -40,7 +59,7 @@ class Split:
 
 
 def manifest(packed: str | Path) -> dict:
-    path = Path(packed) / "manifest.json"
+    path = manifest_json(packed)
     if not path.is_file():
         raise AvvpError(f"{path}: no packed dataset here (make one with `avvp pack --data LLP_DIR --out {packed}`)")
     return json.loads(path.read_text())
@@ -48,7 +67,7 @@ def manifest(packed: str | Path) -> dict:
 
 def manifest_sha256(packed: str | Path) -> str:
     manifest(packed)  # a clear error when there is no packed dataset
-    return hashlib.sha256((Path(packed) / "manifest.json").read_bytes()).hexdigest()
+    return sha256_file(manifest_json(packed))
 
 
 def _load(folder: Path, name: str, required: bool = True):
@@ -63,23 +82,39 @@ def _load(folder: Path, name: str, required: bool = True):
         raise AvvpError(f"{path}: unreadable packed array ({e})") from None
 
 
+def check_shape(path: Path, array: np.ndarray, videos: int) -> None:
+    """The array holds one row per video of the manifest, each of the packed layout's shape."""
+    expected = (videos, *VIDEO_SHAPES[path.stem])
+    if array.shape != expected:
+        raise AvvpError(f"{path}: shape {tuple(array.shape)}, expected {expected} from manifest.json; "
+                        "re-run avvp pack")
+
+
+def check_finite(path: Path, array: np.ndarray, filenames: list[str]) -> None:
+    """Every value finite; on a failure (only then) find the first bad video, so the check stays one pass."""
+    if np.isfinite(array).all():
+        return
+    bad = ~np.isfinite(array).reshape(len(array), -1).all(axis=1)
+    video = int(np.argmax(bad))
+    raise AvvpError(f"{path}: non-finite value in video {video} ({filenames[video]}); re-run avvp pack")
+
+
 def load_split(packed: str | Path, split: str) -> Split:
-    manifest(packed)
+    videos = manifest(packed)["splits"].get(split)
+    if videos is None:
+        raise AvvpError(f"{manifest_json(packed)}: no split '{split}' in the packed dataset")
     folder = Path(packed) / split
-    t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731  (a copy in memory)
-    opt = lambda name: None if (a := _load(folder, name, required=False)) is None else np.asarray(a)  # noqa: E731
-    return Split(
-        name=split,
-        filenames=[str(f) for f in _load(folder, "filenames")],
-        audio=t(_load(folder, "audio")),
-        visual=t(_load(folder, "visual")),
-        motion=t(_load(folder, "motion")),
-        labels=t(_load(folder, "labels")),
-        gt_audio=opt("gt_audio"),
-        gt_visual=opt("gt_visual"),
-        true_audio=opt("true_audio"),
-        true_visual=opt("true_visual"),
-    )
+    arrays = {}
+    for name in VIDEO_SHAPES:
+        array = _load(folder, name, required=name in ("filenames", *FLOAT_ARRAYS))
+        if array is not None:
+            check_shape(folder / f"{name}.npy", array, videos)
+            arrays[name] = np.array(array, dtype=np.float32) if name in FLOAT_ARRAYS else np.asarray(array)
+    filenames = [str(f) for f in arrays.pop("filenames")]
+    for name in FLOAT_ARRAYS:
+        check_finite(folder / f"{name}.npy", arrays[name], filenames)
+        arrays[name] = torch.from_numpy(arrays[name])
+    return Split(name=split, filenames=filenames, **arrays)
 
 
 def load_refined(path: str | Path, train: Split) -> tuple[torch.Tensor, torch.Tensor]:
