@@ -121,7 +121,21 @@ def _figure(sub):
     return "avvp.figures"
 
 
-COMMANDS = [_synth, _pack, _score, _refine, _train, _evaluate, _profile, _table, _figure]
+def _diagnose(sub):
+    p = sub.add_parser("diagnose", help="per-class F, modality leak, co-occurrence and label quality of a table's rows")
+    p.add_argument("--results", default="results", help="results folder holding runs/ (and refine/)")
+    p.add_argument("--tables", default="config/tables.yaml")
+    p.add_argument("--table", default="table2", choices=["table1", "table2", "table3", "table4"],
+                   help="whose rows to diagnose (each compared with its `base` row)")
+    p.add_argument("--methods", nargs="+", help="only these rows of the table")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average over (test split)")
+    p.add_argument("--refine", help="folder of `avvp refine` outputs seed<S>/summary.json (default RESULTS/refine)")
+    p.add_argument("--no-refine", action="store_true", help="skip the refinement's label quality")
+    p.add_argument("--out", default="results/diagnostics", help="output folder for the CSVs and PNGs")
+    return "avvp.diagnose"
+
+
+COMMANDS = [_synth, _pack, _score, _refine, _train, _evaluate, _profile, _table, _figure, _diagnose]
 
 
 def parser() -> tuple[argparse.ArgumentParser, dict]:
@@ -138,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     ap, modules = parser()
     args = ap.parse_args(argv)
     try:
+        if getattr(args, "device", None) == "cuda":  # pick this job's GPU before anything initialises CUDA
+            importlib.import_module("avvp.slots").claim()
         module = importlib.import_module(modules[args.command])
         module.run(args)
     except AvvpError as e:

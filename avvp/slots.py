@@ -134,6 +134,7 @@ def claim(env=os.environ, poll: float = 0.5) -> Claim:
             os.ftruncate(fd, 0)
             os.write(fd, f"pid {os.getpid()}\n".encode())  # who holds it, for a person looking at the folder
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+            print(f"GPU {gpu}, slot {slot} of {k} ({lockdir})", file=sys.stderr, flush=True)
             return Claim(gpu, slot, "slot")
         if wait is not None and time.monotonic() - t0 >= wait:
             raise AvvpError(f"{lockdir}: all {len(gpus)} GPU(s) x {k} slot(s) are held by other jobs "
