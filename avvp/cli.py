@@ -48,15 +48,21 @@ def _score(sub):
     return "avvp.score"
 
 
+def _compute_args(p, precision: bool = True) -> None:
+    """Where and how a torch subcommand computes; cli.main applies --threads before the subcommand runs."""
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    if precision:
+        p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+
+
 def _refine(sub):
     p = sub.add_parser("refine", help="MA label refinement (steps 1-2): refined audio/visual train labels")
     p.add_argument("--data", required=True, help="packed dataset (avvp pack)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder: refined_labels.npz, summary.json, step1/")
     p.add_argument("--epochs", type=int, help="step-1 epochs (default 12, as MA)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    _compute_args(p)
     return "avvp.refine"
 
 
@@ -68,13 +74,11 @@ def _train(sub):
     p.add_argument("--out", required=True, help="run folder: checkpoints, log.csv, run.json")
     p.add_argument("--refined", help="refined_labels.npz from `avvp refine` (variants on refined labels)")
     p.add_argument("--epochs", type=int, help="override the recipe's epoch count")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--protocol", default="default", choices=["default", "released"])
     p.add_argument("--lr-scale", type=float, default=1.0,
                    help="multiply the recipe's learning rate (short runs on small data; recorded in run.json)")
     p.add_argument("--variants-file", help="override config/variants.yaml")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    _compute_args(p)
     return "avvp.train"
 
 
@@ -84,8 +88,7 @@ def _evaluate(sub):
     p.add_argument("--split", choices=["val", "test"], required=True)
     p.add_argument("--data", help="packed dataset (default: the one the run was trained on)")
     p.add_argument("--out", help="output folder (default RUN/<split>)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    _compute_args(p, precision=False)  # evaluation runs in the precision the run was trained in
     return "avvp.evaluate"
 
 
@@ -154,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "device", None) == "cuda":  # pick this job's GPU before anything initialises CUDA
             importlib.import_module("avvp.slots").claim()
+        if getattr(args, "threads", None):  # torch's thread pool is sized once, before the subcommand's work
+            importlib.import_module("torch").set_num_threads(args.threads)
         module = importlib.import_module(modules[args.command])
         module.run(args)
     except AvvpError as e:
