@@ -50,14 +50,14 @@ localrules:
 rule all:
     """All four tables and every figure."""
     input:
-        expand("results/{table}.md", table=sorted(TABLES)),
-        expand("results/figures/{kind}.png", kind=FIGURES),
+        [str(paths.table_md(table)) for table in sorted(TABLES)],
+        [str(paths.figure_png(kind)) for kind in FIGURES],
 
 
 rule figures:
     """Every figure: `snakemake figures`."""
     input:
-        expand("results/figures/{kind}.png", kind=FIGURES),
+        [str(paths.figure_png(kind)) for kind in FIGURES],
 
 
 include: "workflow/rules/data.smk"

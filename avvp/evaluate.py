@@ -16,7 +16,7 @@ import torch
 from avvp import metrics
 from avvp.data import dataset
 from avvp.errors import AvvpError
-from avvp.io import write_json, write_npz
+from avvp.io import load_torch, write_json, write_npz
 
 
 def autocast(precision: str, device: str):
@@ -64,17 +64,12 @@ def load_run(run: Path, device: str = "cpu"):
     from avvp.models import build
 
     model = build(info["spec"]).to(device)
-    try:
-        model.load_state_dict(torch.load(best, map_location=device, weights_only=True))
-    except Exception as e:  # truncated or foreign file
-        raise AvvpError(f"{best}: corrupt checkpoint ({type(e).__name__}); re-run `avvp train`") from None
+    model.load_state_dict(load_torch(best, map_location=device, remedy="re-run `avvp train`"))
     model.eval()
     return info, model
 
 
 def run(args) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     run_dir = Path(args.run)
     info, model = load_run(run_dir, args.device)
     data = args.data or info["data"]

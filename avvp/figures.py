@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -21,11 +20,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
+from avvp import paths  # noqa: E402
 from avvp import variants as variants_mod  # noqa: E402
 from avvp.constants import CLASSES, NUM_SEGMENTS  # noqa: E402
 from avvp.errors import AvvpError  # noqa: E402
-from avvp.io import atomic_path  # noqa: E402
-from avvp.tables import column_label, load_metrics, run_dir  # noqa: E402
+from avvp.io import save_figure  # noqa: E402
+from avvp.tables import column_label, load_metrics  # noqa: E402
 
 DEFAULT_METHODS = ["HAN", "MA* + Ours"]
 PREDICTION_KEYS = ("filenames", "audio", "visual", "gt_audio", "gt_visual")
@@ -33,20 +33,9 @@ SOURCE_COLOURS = {"ground truth": "#333333"}
 METHOD_COLOURS = ["#1f77b4", "#d62728"]
 
 
-def save(fig, path: str | Path) -> None:
-    """Write the PNG atomically (a killed job leaves no half-written image) and free the figure."""
-    tmp, path = atomic_path(path, suffix=".png")
-    try:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
-
-
 def load_predictions(results: Path, variant: str, seed: int, keys=PREDICTION_KEYS) -> dict:
-    run = run_dir(results, variant, seed)
-    path = run / "test" / "predictions.npz"
+    run = paths.run_dir(variant, seed, results)
+    path = paths.predictions_npz(run, "test")
     if not path.exists():
         raise AvvpError(f"{path}: missing (make it with: avvp evaluate --run {run} --split test)")
     with np.load(path, allow_pickle=False) as z:
@@ -63,7 +52,7 @@ def aligned(results: Path, methods: list[str], seed: int, keys=PREDICTION_KEYS) 
     for method, p in zip(methods[1:], preds[1:]):
         names = [str(f) for f in p["filenames"]]
         if set(names) != set(ref):
-            raise AvvpError(f"{run_dir(results, method, seed)}/test/predictions.npz: its videos differ from "
+            raise AvvpError(f"{paths.predictions_npz(paths.run_dir(method, seed, results), 'test')}: its videos differ from "
                             f"those of '{methods[0]}' (evaluated on different data?)")
         index = {n: i for i, n in enumerate(names)}
         order = np.array([index[n] for n in ref])
@@ -162,7 +151,7 @@ def timeline(results: Path, methods: list[str], seed: int, out: Path, count: int
     fig.suptitle(f"Audio and visual events of test videos: ground truth, {methods[0]} and {methods[1]} "
                  f"(seed {seed})", fontsize=11, x=0.35)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    save(fig, out)
+    save_figure(fig, out)
     return [str(preds[0]["filenames"][i]) for i in videos]
 
 
@@ -212,13 +201,13 @@ def tsne(results: Path, methods: list[str], seed: int, out: Path, top: int = 8) 
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, title="label combination")
     fig.suptitle(f"t-SNE of time-pooled features of the test videos (seed {seed})", fontsize=12)
     fig.tight_layout(rect=(0, 0.1, 1, 0.97))
-    save(fig, out)
+    save_figure(fig, out)
 
 
 # --------------------------------------------------------------------------------------------- spread
 
 def _seeds_found(results: Path, variant: str) -> list[int]:
-    root = results / "runs" / variants_mod.slug(variant)
+    root = paths.row_runs(variant, results)
     return sorted(int(p.parent.parent.name[4:]) for p in root.glob("seed*/test/metrics.json")
                   if p.parent.parent.name[4:].isdigit())
 
@@ -240,7 +229,7 @@ def spread(results: Path, tables_file: Path, seeds: list[int] | None, out: Path,
     for r in rows:
         row_seeds = seeds or _seeds_found(results, r["variant"])
         if not row_seeds:
-            raise AvvpError(f"{results / 'runs' / variants_mod.slug(r['variant'])}: no evaluated run "
+            raise AvvpError(f"{paths.row_runs(r['variant'], results)}: no evaluated run "
                             "(make them with: avvp evaluate --run RUN --split test)")
         data.append(np.stack([load_metrics(results, r["variant"], s, columns) for s in row_seeds]))
     ncols = 5
@@ -264,7 +253,7 @@ def spread(results: Path, tables_file: Path, seeds: list[int] | None, out: Path,
     fig.suptitle(f"{spec.get('source', table)}: per-seed test F-scores (dots), their mean (bar), "
                  "the paper's number (red x)", fontsize=11)
     fig.tight_layout()
-    save(fig, out)
+    save_figure(fig, out)
 
 
 def run(args) -> None:

@@ -72,6 +72,11 @@ def run_dir(name: str, seed, results: str | Path = RESULTS) -> Path:
     return run_folder(slug(name), seed, results)
 
 
+def row_runs(name: str, results: str | Path = RESULTS) -> Path:
+    """The folder holding every seed's run of a row."""
+    return run_folder(slug(name), 0, results).parent
+
+
 def done_json(run: str | Path) -> Path:
     return Path(run) / "done.json"  # written last by `avvp train`: the run is complete
 
@@ -127,8 +132,9 @@ def config_yaml(results: str | Path = RESULTS) -> Path:
     return Path(results) / "config.yaml"
 
 
-def log_file(stage: str, job: str, results: str | Path = RESULTS) -> Path:
-    return Path(results) / "logs" / stage / f"{job}.log"
+def log_file(stage: str, job: str | None = None, results: str | Path = RESULTS) -> Path:
+    """A job's log, results/logs/<stage>/<job>.log (results/logs/<stage>.log for a stage of one job)."""
+    return Path(results) / "logs" / (f"{stage}.log" if job is None else f"{stage}/{job}.log")
 
 
 def benchmark_file(stage: str, job: str, results: str | Path = RESULTS) -> Path:

@@ -12,9 +12,7 @@ protocol, seeds, epochs, HAN stacking and the code's git commit.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,9 +21,10 @@ import pandas as pd
 import yaml
 from scipy import stats
 
+from avvp import paths
 from avvp import variants as variants_mod
 from avvp.errors import AvvpError
-from avvp.io import write_text
+from avvp.io import git_commit, sha256_file, write_text
 
 # How the paper prints its two header rows (event type, then Seg./Event), flattened into one.
 EVENT_TYPES = {"audio": "Audio", "visual": "Visual", "audio_visual": "Audio-visual",
@@ -96,14 +95,10 @@ def load_table_spec(path: str | Path, table: str, variants_file: str | None = No
     return spec
 
 
-def run_dir(results: Path, variant: str, seed: int) -> Path:
-    return results / "runs" / variants_mod.slug(variant) / f"seed{seed}"
-
-
 def load_metrics(results: Path, variant: str, seed: int, columns: list[str]) -> np.ndarray:
     """The test-split numbers of one run, in `columns` order."""
-    run = run_dir(results, variant, seed)
-    path = run / "test" / "metrics.json"
+    run = paths.run_dir(variant, seed, results)
+    path = paths.metrics_json(run, "test")
     metrics = _read_json(path, f"make it with: avvp evaluate --run {run} --split test")
     out = []
     for key in columns:
@@ -116,7 +111,7 @@ def load_metrics(results: Path, variant: str, seed: int, columns: list[str]) -> 
 
 
 def load_profile(results: Path, variant: str) -> dict:
-    path = results / "profile" / f"{variants_mod.slug(variant)}.json"
+    path = paths.profile_json(variant, results)
     prof = _read_json(path, f'make it with: avvp profile --variant "{variant}" --out {path}')
     out = {}
     for key, _, field_name, scale in COST_COLUMNS:
@@ -197,32 +192,13 @@ def collect(spec: dict, results: Path, seeds: list[int], with_costs: bool) -> li
 
 # --------------------------------------------------------------------------------------------- header
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
-
-
-def default_packed(config: dict) -> Path | None:
-    """The packed folder the workflow uses for this config (COMMON formats)."""
-    ds = config.get("dataset") or {}
-    if ds.get("kind") == "synthetic":
-        return Path("data/packed") / f"{ds.get('preset', 'default')}-s{ds.get('seed', 0)}"
-    if ds.get("kind") == "llp":
-        return Path("data/packed/llp")
-    return None
-
-
 def load_runs_info(results: Path, variants: list[str], seeds: list[int]) -> dict:
     """run.json of every run (where present): variant -> list of dicts."""
     info = {}
     for v in variants:
         info[v] = []
         for s in seeds:
-            path = run_dir(results, v, s) / "run.json"
+            path = paths.run_json(paths.run_dir(v, s, results))
             if path.exists():
                 info[v].append(_read_json(path, "written by avvp train"))
     return info
@@ -231,14 +207,14 @@ def load_runs_info(results: Path, variants: list[str], seeds: list[int]) -> dict
 def find_manifest(data: str | None, runs: dict, config: dict) -> tuple[Path | None, dict | None]:
     """The packed dataset's manifest: --data first, then the runs' own `data`, then the config's default."""
     if data:
-        path = Path(data) / "manifest.json"
+        path = paths.manifest_json(data)
         return path, _read_json(path, f"make it with: avvp pack --data RAW --out {data}")
     candidates = [Path(r["data"]) for rs in runs.values() for r in rs if r.get("data")]
-    default = default_packed(config)
+    default = paths.packed_dir(config.get("dataset") or {})
     if default is not None:
         candidates.append(default)
     for packed in candidates:
-        path = packed / "manifest.json"
+        path = paths.manifest_json(packed)
         if path.exists():
             return path, _read_json(path, "")
     return None, None
@@ -260,7 +236,7 @@ def stacking_line(spec: dict, variants_file: str | None, runs: dict | None = Non
     The runs' own run.json `spec` wins over config/variants.yaml: it is what was trained."""
     parts = []
     for r in spec["rows"]:
-        model = variants_mod.get(r["variant"], variants_file)["model"]
+        model = variants_mod.get(r["variant"], variants_file).model
         trained = [x.get("spec") for x in (runs or {}).get(r["variant"], []) if isinstance(x.get("spec"), dict)]
         layers = {int(t.get("layers", 1)) for t in trained} or {int(model.get("layers", 1))}
         if model.get("backbone") != "han" or max(layers) < 2:
@@ -298,7 +274,7 @@ def header(table: str, spec: dict, config: dict, seeds: list[int], data: str | N
         version = manifest.get("annotation_version", "unknown")
         hashes = manifest.get("hashes") or {}
         audio_hash = hashes.get("AVVP_eval_audio.csv", "unknown")
-        sha = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
+        sha = sha256_file(manifest_path)
         lines.append(f"- Annotation version: {version} (AVVP_eval_audio.csv sha256 `{audio_hash}`)")
         lines.append(f"- Packed data: `{manifest_path.parent}` (manifest.json sha256 `{sha[:16]}`)")
     else:

@@ -25,7 +25,6 @@ Two kinds of problems are told apart:
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import pandas as pd
 from avvp.constants import (CLASSES, CLASS_INDEX, DENSE_CSV, FEATURES, NUM_CLASSES, NUM_SEGMENTS, SPLITS,
                             WEAK_CSV)
 from avvp.errors import AvvpError
+from avvp.io import sha256_file
 
 ID_LENGTH = 11                      # YouTube ids: the key of the feature files
 MAX_EXAMPLES = 5                    # examples kept per quirk kind
@@ -69,14 +69,6 @@ class Quirks:
 
 
 # ------------------------------------------------------------------------------------------ CSV level
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_table(path: str | os.PathLike, columns: tuple[str, ...]) -> pd.DataFrame:
     """A tab-separated annotation file as strings, with its required columns checked."""
     path = Path(path)

@@ -1,6 +1,7 @@
 # Shared definitions of the workflow: the data folders, the runs each table needs, job resources.
 # Functions only (no rules), so the rule files stay readable.
 
+import dataclasses
 import json
 import os
 import shlex
@@ -9,6 +10,7 @@ import sys
 
 import yaml
 
+from avvp import paths
 from avvp import variants as avvp_variants
 from avvp.io import write_text
 
@@ -35,8 +37,15 @@ for _table, _spec in TABLES.items():
 
 
 def variant(slug):
-    """The variants.yaml entry of a row (recipe merged in), by slug."""
+    """A row resolved once (avvp.variants.Variant: model spec, recipe, losses, labels, gating), by slug."""
     return avvp_variants.get(NAME[slug], VARIANTS_FILE)
+
+
+def variant_key(slug):
+    """The row as resolved, less its prose: editing this row in variants.yaml retrains this row only."""
+    key = dataclasses.asdict(variant(slug))
+    key.pop("why")
+    return json.dumps(key, sort_keys=True)
 
 
 def table_variants(table):
@@ -52,9 +61,8 @@ SEEDS = [0] if config["protocol"] == "released" else list(config["seeds"])
 if config["protocol"] == "released" and config["seeds"] != [0]:
     logger.warning(f"protocol 'released' fixes the seed to 0: training seed 0 only (config seeds {config['seeds']})")
 
-PACKED_NAME = f"{DATASET['preset']}-s{DATASET['seed']}" if SYNTHETIC else "llp"
-PACKED = f"data/packed/{PACKED_NAME}"
-MANIFEST = f"{PACKED}/manifest.json"
+PACKED = str(paths.packed_dir(DATASET))
+MANIFEST = str(paths.manifest_json(PACKED))
 LLP_CSVS = ["AVVP_train.csv", "AVVP_val_pd.csv", "AVVP_test_pd.csv", "AVVP_eval_audio.csv", "AVVP_eval_visual.csv"]
 # Large inputs (real LLP or the full synthetic preset) need more memory and time per job.
 LARGE = not SYNTHETIC or DATASET["preset"] == "full"
@@ -66,7 +74,7 @@ def raw_data(wildcards):
         if DATASET["kind"] != "llp":
             raise WorkflowError("data/packed/llp needs `dataset: {kind: llp, path: ...}` in the config")
         return [os.path.join(DATASET["path"], name) for name in LLP_CSVS]
-    return [f"data/synthetic/{wildcards.packed}"]
+    return [str(paths.synthetic_dir(wildcards.packed))]
 
 
 def raw_folder(wildcards, input):
@@ -81,25 +89,21 @@ def epochs_arg():
 
 def lr_scale_arg(wildcards):
     """`--lr-scale F` when the config scales the learning rate of this row's recipe."""
-    scale = config["lr_scale"].get(variant(wildcards.slug)["recipe_name"], 1.0)
+    scale = config["lr_scale"].get(variant(wildcards.slug).recipe_name, 1.0)
     return f"--lr-scale {scale}" if scale != 1.0 else ""
 
 
 def refine_epochs_arg():
-    """MA's step 1 runs 12 epochs where the recipes run 40: an epochs override scales it (at least 1)."""
-    return f"--epochs {max(1, round(config['epochs'] * 12 / 40))}" if config["epochs"] else ""
+    """MA's step-1 epochs when the config overrides the recipes' epochs (avvp.paths.step1_epochs scales it)."""
+    return f"--epochs {paths.step1_epochs(config['epochs'])}" if config["epochs"] else ""
 
 
 # --- runs -----------------------------------------------------------------------------------------------------
-def run_dir(name, seed):
-    return f"results/runs/{avvp_variants.slug(name)}/seed{seed}"
-
-
 def train_inputs(wildcards):
     """The packed data, and MA's refined labels of the same seed for rows trained on refined labels."""
     inputs = {"manifest": MANIFEST}
-    if variant(wildcards.slug)["labels"] == "refined":
-        inputs["refined"] = f"results/refine/seed{wildcards.seed}/refined_labels.npz"
+    if variant(wildcards.slug).labels == "refined":
+        inputs["refined"] = str(paths.refined_labels(wildcards.seed))
     return inputs
 
 
@@ -108,16 +112,16 @@ def refined_arg(wildcards, input):
 
 
 def test_metrics(names, seeds):
-    return [f"{run_dir(n, s)}/test/metrics.json" for n in names for s in seeds]
+    return [str(paths.metrics_json(paths.run_dir(n, s), "test")) for n in names for s in seeds]
 
 
 def table_inputs(wildcards):
     """Every row's test metrics for every seed; Table 4 also every row's FLOPs/params profile."""
     names = table_variants(wildcards.table)
-    inputs = {"metrics": test_metrics(names, SEEDS), "config": "results/config.yaml", "manifest": MANIFEST,
+    inputs = {"metrics": test_metrics(names, SEEDS), "config": str(paths.config_yaml()), "manifest": MANIFEST,
               "tables": TABLES_FILE}
     if TABLES[wildcards.table].get("extra"):
-        inputs["profiles"] = [f"results/profile/{avvp_variants.slug(n)}.json" for n in names]
+        inputs["profiles"] = [str(paths.profile_json(n)) for n in names]
     return inputs
 
 
@@ -139,7 +143,7 @@ def figure_inputs(wildcards):
     methods, seeds = figure_methods(wildcards.kind), figure_seeds(wildcards.kind)
     if wildcards.kind == "spread":
         return test_metrics(methods, seeds)
-    return [f"{run_dir(m, s)}/test/predictions.npz" for m in methods for s in seeds]
+    return [str(paths.predictions_npz(paths.run_dir(m, s), "test")) for m in methods for s in seeds]
 
 
 def quoted(names):

@@ -4,11 +4,11 @@
 rule synthesize:
     """A synthetic LLP dataset in the official layout (only for `dataset: {kind: synthetic}`)."""
     output:
-        directory("data/synthetic/{preset}-s{dseed}"),
+        directory(str(paths.synthetic_dir("{preset}-s{dseed}"))),
     log:
-        "results/logs/synthesize/{preset}-s{dseed}.log",
+        str(paths.log_file("synthesize", "{preset}-s{dseed}")),
     benchmark:
-        "results/benchmarks/synthesize/{preset}-s{dseed}.tsv"
+        str(paths.benchmark_file("synthesize", "{preset}-s{dseed}"))
     resources:
         mem_mb=8000 if LARGE else 2000,
         runtime=60 if LARGE else 15,
@@ -24,14 +24,14 @@ rule pack:
     input:
         raw=raw_data,
     output:
-        manifest="data/packed/{packed}/manifest.json",
+        manifest=str(paths.manifest_json(paths.packed_folder("{packed}"))),
     params:
         raw=raw_folder,
         out=lambda wildcards, output: os.path.dirname(output.manifest),
     log:
-        "results/logs/pack/{packed}.log",
+        str(paths.log_file("pack", "{packed}")),
     benchmark:
-        "results/benchmarks/pack/{packed}.tsv"
+        str(paths.benchmark_file("pack", "{packed}"))
     resources:
         mem_mb=16000 if LARGE else 2000,
         runtime=120 if LARGE else 15,
@@ -47,11 +47,11 @@ rule resolve_config:
     input:
         manifest=MANIFEST,
     output:
-        config="results/config.yaml",
+        config=str(paths.config_yaml()),
     params:
         config={**config, "seeds": SEEDS},  # a changed config re-tabulates (rerun trigger `params`)
     log:
-        "results/logs/resolve_config.log",
+        str(paths.log_file("resolve_config")),
     localrule: True
     run:
         resolve_config(input.manifest, output.config, log[0])

@@ -4,14 +4,14 @@
 rule profile:
     """Parameters and FLOPs of one row, in the paper's thop convention and truly counted."""
     output:
-        "results/profile/{slug}.json",
+        str(paths.profile_file("{slug}")),
     params:
         variant=lambda wildcards: NAME[wildcards.slug],
         variants=VARIANTS_FILE,
     log:
-        "results/logs/profile/{slug}.log",
+        str(paths.log_file("profile", "{slug}")),
     benchmark:
-        "results/benchmarks/profile/{slug}.tsv"
+        str(paths.benchmark_file("profile", "{slug}"))
     resources:
         mem_mb=4000,
         runtime=15,
@@ -28,13 +28,13 @@ rule table:
         unpack(table_inputs),
     output:
         md=report(
-            "results/{table}.md",
+            str(paths.table_md("{table}")),
             caption="../report/table.rst",
             category="Tables",
             labels={"table": "{table}", "format": "markdown"},
         ),
         csv=report(
-            "results/{table}.csv",
+            str(paths.table_csv("{table}")),
             caption="../report/table.rst",
             category="Tables",
             labels={"table": "{table}", "format": "csv"},
@@ -44,9 +44,9 @@ rule table:
         data=lambda wildcards, input: os.path.dirname(input.manifest),
         seeds=" ".join(map(str, SEEDS)),
     log:
-        "results/logs/table/{table}.log",
+        str(paths.log_file("table", "{table}")),
     benchmark:
-        "results/benchmarks/table/{table}.tsv"
+        str(paths.benchmark_file("table", "{table}"))
     localrule: True
     conda:
         "../envs/avvp.yaml"
@@ -62,7 +62,7 @@ rule figure:
         tables=TABLES_FILE,
     output:
         report(
-            "results/figures/{kind}.png",
+            str(paths.figure_png("{kind}")),
             caption="../report/figure.rst",
             category="Figures",
             labels={"figure": "{kind}"},
@@ -70,10 +70,11 @@ rule figure:
     params:
         methods=lambda wildcards: quoted(figure_methods(wildcards.kind)),
         seeds=lambda wildcards: " ".join(map(str, figure_seeds(wildcards.kind))),
+        results=paths.RESULTS,
     log:
-        "results/logs/figure/{kind}.log",
+        str(paths.log_file("figure", "{kind}")),
     benchmark:
-        "results/benchmarks/figure/{kind}.tsv"
+        str(paths.benchmark_file("figure", "{kind}"))
     resources:
         mem_mb=4000,
         runtime=30,
@@ -81,5 +82,5 @@ rule figure:
     conda:
         "../envs/avvp.yaml"
     shell:
-        "avvp figure --kind {wildcards.kind} --results results --tables {input.tables:q} --methods {params.methods}"
+        "avvp figure --kind {wildcards.kind} --results {params.results:q} --tables {input.tables:q} --methods {params.methods}"
         " --seeds {params.seeds} --out {output} > {log} 2>&1"

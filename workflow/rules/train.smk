@@ -9,8 +9,8 @@ rule refine:
     input:
         manifest=MANIFEST,
     output:
-        labels="results/refine/seed{seed}/refined_labels.npz",
-        summary="results/refine/seed{seed}/summary.json",
+        labels=str(paths.refined_labels("{seed}")),
+        summary=str(paths.refine_summary("{seed}")),
     params:
         data=lambda wildcards, input: os.path.dirname(input.manifest),
         out=lambda wildcards, output: os.path.dirname(output.labels),
@@ -18,9 +18,9 @@ rule refine:
         device=config["device"],
         precision=config["precision"],
     log:
-        "results/logs/refine/seed{seed}.log",
+        str(paths.log_file("refine", "seed{seed}")),
     benchmark:
-        "results/benchmarks/refine/seed{seed}.tsv"
+        str(paths.benchmark_file("refine", "seed{seed}"))
     threads: config["threads"]
     resources:
         mem_mb=lambda wildcards, attempt: (16000 if LARGE else 4000) * attempt,
@@ -39,12 +39,11 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        done="results/runs/{slug}/seed{seed}/done.json",
+        done=str(paths.done_json(paths.run_folder("{slug}", "{seed}"))),
     params:
         variant=lambda wildcards: NAME[wildcards.slug],
         # The row's resolved entry: editing this row in variants.yaml retrains this row only (trigger `params`).
-        spec=lambda wildcards: json.dumps({k: v for k, v in variant(wildcards.slug).items() if k != "why"},
-                                          sort_keys=True),
+        spec=lambda wildcards: variant_key(wildcards.slug),
         data=lambda wildcards, input: os.path.dirname(input.manifest),
         out=lambda wildcards, output: os.path.dirname(output.done),
         refined=refined_arg,
@@ -55,9 +54,9 @@ rule train:
         protocol=config["protocol"],
         variants=VARIANTS_FILE,
     log:
-        "results/logs/train/{slug}/seed{seed}.log",
+        str(paths.log_file("train", "{slug}/seed{seed}")),
     benchmark:
-        "results/benchmarks/train/{slug}/seed{seed}.tsv"
+        str(paths.benchmark_file("train", "{slug}/seed{seed}"))
     threads: config["threads"]
     resources:
         mem_mb=lambda wildcards, attempt: (16000 if LARGE else 4000) * attempt,
@@ -76,20 +75,20 @@ rule train:
 rule evaluate:
     """metrics.json and predictions.npz of a trained run on one split."""
     input:
-        done="results/runs/{slug}/seed{seed}/done.json",
+        done=str(paths.done_json(paths.run_folder("{slug}", "{seed}"))),
         manifest=MANIFEST,
     output:
-        metrics="results/runs/{slug}/seed{seed}/{split}/metrics.json",
-        predictions="results/runs/{slug}/seed{seed}/{split}/predictions.npz",
+        metrics=str(paths.metrics_json(paths.run_folder("{slug}", "{seed}"), "{split}")),
+        predictions=str(paths.predictions_npz(paths.run_folder("{slug}", "{seed}"), "{split}")),
     params:
         run=lambda wildcards, input: os.path.dirname(input.done),
         data=lambda wildcards, input: os.path.dirname(input.manifest),
         out=lambda wildcards, output: os.path.dirname(output.metrics),
         device=config["device"],
     log:
-        "results/logs/evaluate/{slug}/seed{seed}-{split}.log",
+        str(paths.log_file("evaluate", "{slug}/seed{seed}-{split}")),
     benchmark:
-        "results/benchmarks/evaluate/{slug}/seed{seed}-{split}.tsv"
+        str(paths.benchmark_file("evaluate", "{slug}/seed{seed}-{split}"))
     threads: config["threads"]
     resources:
         mem_mb=8000 if LARGE else 2000,
