@@ -126,14 +126,14 @@ def _figure(sub):
 
 def _diagnose(sub):
     p = sub.add_parser("diagnose", help="per-class F, modality leak, co-occurrence and label quality of a table's rows")
-    p.add_argument("--results", default="results", help="results folder holding runs/ (and refine/)")
+    p.add_argument("--results", default="results", help="results folder holding runs/ and refine/")
     p.add_argument("--tables", default="config/tables.yaml")
     p.add_argument("--table", default="table2", choices=["table1", "table2", "table3", "table4"],
                    help="whose rows to diagnose (each compared with its `base` row)")
     p.add_argument("--methods", nargs="+", help="only these rows of the table")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average over (test split)")
-    p.add_argument("--refine", help="folder of `avvp refine` outputs seed<S>/summary.json (default RESULTS/refine)")
-    p.add_argument("--no-refine", action="store_true", help="skip the refinement's label quality")
+    p.add_argument("--no-refine", action="store_true",
+                   help="skip the refinement's label quality (else read RESULTS/refine/seed<S>/summary.json)")
     p.add_argument("--out", default="results/diagnostics", help="output folder for the CSVs and PNGs")
     return "avvp.diagnose"
 

@@ -1,0 +1,68 @@
+"""MA's label refinement scored against the dense annotations of val and test.
+
+On synthetic data the refinement is scored against the true modality of every training label
+(`against_truth` in summary.json); real LLP has no such truth for training videos. The val and test videos
+do have it: their dense annotations say in which modality each weak label really occurs. So `avvp refine`
+also applies step 2 (partners drawn within the same split) to val and test and scores its removals here: a
+weak label c of video i should leave modality m exactly when gt_m[i, c, :] is all zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from avvp.constants import CLASSES
+from avvp.data import dataset
+from avvp.errors import AvvpError
+
+MODALITIES = ("audio", "visual")
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def removal_scores(labels, audio, visual, gt_audio, gt_visual) -> dict:
+    """Precision and recall of the removals, per modality overall and per class.
+
+    labels (N, 25): weak labels; audio, visual (N, 25): refined labels; gt_audio, gt_visual (N, 25, 10):
+    dense annotations. A removal is a weak label missing from the refined labels of m; it is correct when
+    the annotation of m never shows the class.
+    """
+    y = np.asarray(labels) > 0
+    out = {}
+    for m, refined, gt in (("audio", audio, gt_audio), ("visual", visual, gt_visual)):
+        removed = y & (np.asarray(refined) == 0)
+        absent = y & ~np.asarray(gt, dtype=bool).any(axis=-1)
+        counts = np.stack([removed.sum(0), (removed & absent).sum(0), absent.sum(0)])   # (3, 25)
+        total = [int(x) for x in counts.sum(1)]
+        out[m] = {"removals": total[0], "correct_removals": total[1], "should_remove": total[2],
+                  "precision": _ratio(total[1], total[0]), "recall": _ratio(total[1], total[2]),
+                  "per_class": {c: {"removals": int(r), "correct_removals": int(h), "should_remove": int(a),
+                                    "precision": _ratio(int(h), int(r)), "recall": _ratio(int(h), int(a))}
+                                for c, (r, h, a) in zip(CLASSES, counts.T) if r or a}}
+    return out
+
+
+def score_split(split, audio, visual) -> dict:
+    """removal_scores of a val or test dataset.Split refined by refine_labels."""
+    if split.gt_audio is None or split.gt_visual is None:
+        raise AvvpError(f"{split.name} split: no dense annotations (gt_audio/gt_visual) in the packed dataset")
+    return removal_scores(split.labels.numpy(), audio, visual, split.gt_audio, split.gt_visual)
+
+
+def against_annotations(refine_labels, model, packed, seed: int, device="cpu", precision="fp32") -> dict:
+    """{"val": scores, "test": scores}: step 2 of the trained step-1 model on each annotated split.
+
+    `refine_labels` is avvp.refine.refine_labels, passed in because refine imports this module. Partners
+    are drawn within the split; a split where some video shares a class with every other is skipped with
+    the reason (`avvp refine`'s own output must not fail for a diagnostic).
+    """
+    out = {}
+    for name in ("val", "test"):
+        split = dataset.load_split(packed, name)
+        try:
+            out[name] = score_split(split, *refine_labels(model, split, seed, device, precision))
+        except AvvpError as e:
+            out[name] = {"skipped": str(e)}
+    return out
