@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avvp import metrics
+from avvp import metrics, stats
 from avvp.data import dataset
 from avvp.errors import AvvpError
 from avvp.io import load_torch, write_json, write_npz
@@ -69,17 +69,40 @@ def load_run(run: Path, device: str = "cpu"):
     return info, model
 
 
+GATINGS = ("han", "ma")     # metrics.binarize: HAN's video-level gate, MA's per-modality gates
+
+
+def score_gatings(probs: dict, split: dataset.Split) -> dict:
+    """Per gating: (binary audio, binary visual, the ten numbers, per-video scores (videos, 10) in
+    stats.COLUMNS order). Both gatings are kept so that `avvp table` can compare a row with its base under
+    ONE gating (MA's rows gate per modality, the rows built on them HAN's way) without re-scoring."""
+    out = {}
+    for gating in GATINGS:
+        audio, visual = binary_predictions(probs, gating)
+        per_video = metrics.video_scores(audio, visual, split.gt_audio, split.gt_visual)
+        # dataset_scores(video_scores) is exactly llp_scores, so the tables' intervals rebuild these numbers.
+        scores = {level: metrics.dataset_scores(per_video[level]) for level in metrics.LEVELS}
+        out[gating] = (audio, visual, scores, stats.video_matrix(per_video))
+    return out
+
+
 def run(args) -> None:
     run_dir = Path(args.run)
     info, model = load_run(run_dir, args.device)
     data = args.data or info["data"]
     split = dataset.load_split(data, args.split)
+    if split.gt_audio is None:
+        raise AvvpError(f"split '{split.name}' has no dense ground truth to score against")
     probs = predict(model, split, args.device, info.get("precision", "fp32"))
-    audio, visual = binary_predictions(probs, info.get("gating", "han"))
-    scores = metrics.llp_scores(audio, visual, split.gt_audio, split.gt_visual)
+    own = info.get("gating", "han")
+    by_gating = score_gatings(probs, split)
+    audio, visual, scores, _ = by_gating[own]
     out = Path(args.out) if args.out else run_dir / args.split
-    # predictions first: metrics.json is the rule's completion marker
+    # Everything else first: metrics.json is the rule's completion marker.
     write_npz(out / "predictions.npz", filenames=np.array(split.filenames), audio=audio, visual=visual,
               gt_audio=split.gt_audio, gt_visual=split.gt_visual, **probs)
+    write_npz(stats.per_video_npz(out), filenames=np.array(split.filenames), columns=np.array(stats.COLUMNS),
+              own_gating=np.array(own), **{g: v[3] for g, v in by_gating.items()})
+    write_json(stats.by_gating_json(out), {"own": own, **{g: v[2] for g, v in by_gating.items()}})
     write_json(out / "metrics.json", scores)
     print(json.dumps(scores))

@@ -18,7 +18,9 @@ interval of exactly zero width rather than one of rounding noise.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -108,6 +110,38 @@ def paired_bootstrap(row: VideoScores, base: VideoScores, n_resamples: int = N_R
     p = (1 + extreme) / (1 + n_resamples)
     return Comparison(_shape(100 * observed, squeeze), _shape(100 * low, squeeze),
                       _shape(100 * high, squeeze), _shape(p, squeeze))
+
+
+# ------------------------------------------------------------------------------ per-video files
+
+def per_video_npz(split_dir) -> Path:
+    """`avvp evaluate`'s per-video scores beside metrics.json: `filenames`, `columns` (COLUMNS), `own_gating`,
+    and one (videos, 10) array in [0, 1] per gating ('han', 'ma'). The tables read it and never re-score."""
+    return Path(split_dir) / "per_video.npz"
+
+
+def by_gating_json(split_dir) -> Path:
+    """The ten numbers under each gating, {"own": gating, "han": {...}, "ma": {...}}, beside metrics.json."""
+    return Path(split_dir) / "metrics_by_gating.json"
+
+
+def read_per_video(path, gating: str, columns, hint: str) -> tuple[np.ndarray, np.ndarray]:
+    """Filenames (videos,) and per-video scores (videos, len(columns)) under `gating` from a per_video.npz;
+    a missing or damaged file is an AvvpError naming it and `hint` (the command that makes it)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            files, stored, scores = z["filenames"].astype(str), [str(c) for c in z["columns"]], z[gating]
+    except FileNotFoundError:
+        raise AvvpError(f"{path}: missing ({hint})") from None
+    except KeyError as e:
+        raise AvvpError(f"{path}: no array {e} (written by an older `avvp evaluate`; {hint})") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise AvvpError(f"{path}: unreadable ({type(e).__name__}; {hint})") from None
+    unknown = [c for c in columns if c not in stored]
+    if unknown or scores.shape != (files.size, len(stored)):
+        raise AvvpError(f"{path}: '{gating}' has shape {scores.shape} for {files.size} videos x "
+                        f"{len(stored)} columns{f', no column {unknown[0]}' if unknown else ''} ({hint})")
+    return files, scores[:, [stored.index(c) for c in columns]].astype(np.float64)
 
 
 # ------------------------------------------------------------------------------------------- helpers
