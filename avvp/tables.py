@@ -22,6 +22,7 @@ import yaml
 from scipy import stats
 
 from avvp import paths
+from avvp import stats as video_stats
 from avvp import variants as variants_mod
 from avvp.errors import AvvpError
 from avvp.io import git_commit, sha256_file, write_text
@@ -31,8 +32,11 @@ EVENT_TYPES = {"audio": "Audio", "visual": "Visual", "audio_visual": "Audio-visu
                "type_av": "Type@AV", "event_av": "Event@AV"}
 LEVELS = {"segment": "Seg.", "event": "Event"}
 
-# Significance marks of the paired test against the base row (two-sided).
+# Significance marks against the base row (two-sided): the paired t-test over seeds, and the paired bootstrap
+# over test videos (a distinct mark, so a reader can tell which source of chance a difference survives).
 MARKS = [(0.01, "‡"), (0.05, "†")]
+BOOT_MARKS = [(0.01, "**"), (0.05, "*")]
+BOOT_SEED = 0       # the bootstrap's fixed seed: every row and comparison sees the same resampled videos
 
 # Table 4's cost columns: (csv key, markdown label, profile field, scale).
 COST_COLUMNS = [
@@ -95,11 +99,21 @@ def load_table_spec(path: str | Path, table: str, variants_file: str | None = No
     return spec
 
 
-def load_metrics(results: Path, variant: str, seed: int, columns: list[str]) -> np.ndarray:
-    """The test-split numbers of one run, in `columns` order."""
+def _evaluate_hint(run: Path) -> str:
+    return f"make it with: avvp evaluate --run {run} --split test"
+
+
+def load_metrics(results: Path, variant: str, seed: int, columns: list[str],
+                 gating: str | None = None) -> np.ndarray:
+    """The test-split numbers of one run, in `columns` order: metrics.json (the row's own gating), or
+    under `gating` from metrics_by_gating.json."""
     run = paths.run_dir(variant, seed, results)
     path = paths.metrics_json(run, "test")
-    metrics = _read_json(path, f"make it with: avvp evaluate --run {run} --split test")
+    if gating is not None:
+        path = video_stats.by_gating_json(path.parent)
+    metrics = _read_json(path, _evaluate_hint(run))
+    if gating is not None:
+        metrics = metrics.get(gating) or {}
     out = []
     for key in columns:
         level, kind = key.split(".")
@@ -108,6 +122,23 @@ def load_metrics(results: Path, variant: str, seed: int, columns: list[str]) -> 
         except (KeyError, TypeError, ValueError):
             raise AvvpError(f"{path}: no number for '{key}'") from None
     return np.array(out)
+
+
+def load_video_scores(results: Path, variant: str, seeds: list[int], gating: str,
+                      columns: list[str]) -> video_stats.VideoScores:
+    """Per-video test scores (seeds, videos, columns) in [0, 1] of a row under `gating`, from each run's
+    per_video.npz; videos in filename order, the same videos for every seed."""
+    per_seed, files = [], None
+    for seed in seeds:
+        run = paths.run_dir(variant, seed, results)
+        path = video_stats.per_video_npz(paths.metrics_json(run, "test").parent)
+        names, scores = video_stats.read_per_video(path, gating, columns, _evaluate_hint(run))
+        order = np.argsort(names)
+        if files is not None and not np.array_equal(names[order], files):
+            raise AvvpError(f"{path}: other test videos than seed {seeds[0]}'s run of '{variant}'")
+        files = names[order]
+        per_seed.append(scores[order])
+    return video_stats.VideoScores(np.stack(per_seed), files, f"{variant} ({gating} gating)")
 
 
 def load_profile(results: Path, variant: str) -> dict:
@@ -132,10 +163,10 @@ def paired_p(values: np.ndarray, base: np.ndarray) -> float | None:
     return float(stats.ttest_rel(values, base).pvalue)
 
 
-def mark(p: float | None) -> str:
+def mark(p: float | None, marks: list = MARKS) -> str:
     if p is None:
         return ""
-    for level, sign in MARKS:
+    for level, sign in marks:
         if p < level:
             return sign
     return ""
@@ -147,8 +178,12 @@ class Row:
     label: str
     base: str | None
     published: list | None
-    values: np.ndarray                      # (seeds, columns)
-    p: list = field(default_factory=list)   # per column: p-value against the base row, or None
+    values: np.ndarray                      # (seeds, columns), under the row's own gating (metrics.json)
+    gating: str = "han"                     # the row's own gating, also the one its comparison uses
+    p: list = field(default_factory=list)   # per column: t-test p-value against the base row, or None
+    ci_low: np.ndarray | None = None        # per column: 95% bootstrap interval over test videos (%)
+    ci_high: np.ndarray | None = None
+    p_boot: list = field(default_factory=list)  # per column: paired bootstrap p-value against the base, or None
     costs: dict = field(default_factory=dict)
     published_costs: dict = field(default_factory=dict)
 
@@ -164,25 +199,64 @@ class Row:
         return self.values.std(axis=0, ddof=1)
 
 
-def collect(spec: dict, results: Path, seeds: list[int], with_costs: bool) -> list[Row]:
-    """Every row's per-seed numbers, paired tests against its base and (table 4) its costs."""
-    columns = spec["columns"]
-    cache: dict[str, np.ndarray] = {}
+class RunScores:
+    """Cached reads of the runs: seed numbers and per-video scores of a row under a gating."""
 
-    def values(variant: str) -> np.ndarray:
-        if variant not in cache:
-            cache[variant] = np.stack([load_metrics(results, variant, s, columns) for s in seeds])
-        return cache[variant]
+    def __init__(self, results: Path, seeds: list[int], columns: list[str], variants_file: str | None):
+        self.results, self.seeds, self.columns, self.variants_file = results, seeds, columns, variants_file
+        self._values: dict = {}
+        self._videos: dict = {}
 
+    def gating(self, variant: str) -> str:
+        return variants_mod.get(variant, self.variants_file).gating
+
+    def values(self, variant: str, gating: str) -> np.ndarray:
+        """(seeds, columns): metrics.json under the row's own gating, else metrics_by_gating.json."""
+        key = (variant, gating)
+        if key not in self._values:
+            other = None if gating == self.gating(variant) else gating
+            self._values[key] = np.stack([load_metrics(self.results, variant, s, self.columns, other)
+                                          for s in self.seeds])
+        return self._values[key]
+
+    def videos(self, variant: str, gating: str) -> video_stats.VideoScores:
+        key = (variant, gating)
+        if key not in self._videos:
+            self._videos[key] = load_video_scores(self.results, variant, self.seeds, gating, self.columns)
+        return self._videos[key]
+
+
+def compare_row(row: Row, runs: RunScores, n_resamples: int) -> None:
+    """The row's interval over videos, and both paired tests against its base under the row's gating."""
+    video = runs.videos(row.variant, row.gating)
+    interval = video_stats.bootstrap_ci(video, n_resamples, seed=BOOT_SEED)
+    # per_video.npz must rebuild metrics.json: a stale file would give intervals around other numbers.
+    bad = np.flatnonzero(np.abs(interval.estimate - row.mean) > 1e-6)
+    if bad.size:
+        raise AvvpError(f"{video.name}: per_video.npz gives {runs.columns[bad[0]]} = {interval.estimate[bad[0]]:.4f}"
+                        f" but metrics.json {row.mean[bad[0]]:.4f}; re-run `avvp evaluate` on its runs")
+    row.ci_low, row.ci_high = interval.low, interval.high
+    n = len(runs.columns)
+    row.p, row.p_boot = [None] * n, [None] * n
+    if row.base is None:
+        return
+    base = runs.values(row.base, row.gating)
+    row.p = [paired_p(row.values[:, j], base[:, j]) for j in range(n)]
+    compared = video_stats.paired_bootstrap(video, runs.videos(row.base, row.gating), n_resamples, seed=BOOT_SEED)
+    row.p_boot = [float(x) for x in compared.p]
+
+
+def collect(spec: dict, results: Path, seeds: list[int], with_costs: bool, variants_file: str | None = None,
+            n_resamples: int = video_stats.N_RESAMPLES) -> list[Row]:
+    """Every row's per-seed numbers under its own gating, its interval over videos, paired tests against its
+    base under the row's gating, and (table 4) its costs."""
+    runs = RunScores(results, seeds, spec["columns"], variants_file)
     rows = []
     for r in spec["rows"]:
+        gating = runs.gating(r["variant"])
         row = Row(variant=r["variant"], label=r.get("label", r["variant"]), base=r.get("base"),
-                  published=r.get("published"), values=values(r["variant"]))
-        if row.base is not None:
-            base = values(row.base)
-            row.p = [paired_p(row.values[:, j], base[:, j]) for j in range(len(columns))]
-        else:
-            row.p = [None] * len(columns)
+                  published=r.get("published"), values=runs.values(r["variant"], gating), gating=gating)
+        compare_row(row, runs, n_resamples)
         if with_costs:
             row.costs = load_profile(results, row.variant)
             row.published_costs = {k: r.get(v) for k, v in PUBLISHED_COSTS.items()}
@@ -249,22 +323,12 @@ def stacking_line(spec: dict, variants_file: str | None, runs: dict | None = Non
     return "; ".join(parts) if parts else "single layer only (no stacked-HAN rows in this table)"
 
 
-def header(table: str, spec: dict, config: dict, seeds: list[int], data: str | None, runs: dict,
-           variants_file: str | None) -> list[str]:
-    manifest_path, manifest = find_manifest(data, runs, config)
-    ds = config.get("dataset") or {}
-    synthetic_entry = (manifest or {}).get("synthetic")
-    synthetic = bool(synthetic_entry) or (manifest or {}).get("annotation_version") == "synthetic" \
-        or (manifest is None and ds.get("kind") == "synthetic")
+def data_lines(manifest_path: Path | None, manifest: dict | None, ds: dict, synthetic: bool, runs: dict) -> list[str]:
+    """What the numbers were computed on: the dataset, its annotation version and the packed copy's hash."""
     lines = []
     if synthetic:
-        lines.append("> **SYNTHETIC DATA: these numbers are NOT comparable with the paper's.** They test the "
-                     "harness end to end; the 'paper' rows are shown only for reference.")
-        lines.append("")
-    lines.append(f"# {spec['source']} ({table}): {spec['title']}")
-    lines.append("")
-    if synthetic:
-        entry = synthetic_entry if isinstance(synthetic_entry, dict) else {}
+        entry = (manifest or {}).get("synthetic")
+        entry = entry if isinstance(entry, dict) else {}
         preset = entry.get("preset", ds.get("preset", "unknown"))
         seed = entry.get("seed", ds.get("seed", "unknown"))
         lines.append(f"- Dataset: synthetic (preset `{preset}`, generator seed {seed})")
@@ -283,6 +347,23 @@ def header(table: str, spec: dict, config: dict, seeds: list[int], data: str | N
     if len(run_hashes) > 1:
         lines.append(f"- WARNING: the runs were trained on {len(run_hashes)} different packed datasets "
                      "(run.json data_manifest_sha256 differ)")
+    return lines
+
+
+def header(table: str, spec: dict, config: dict, seeds: list[int], data: str | None, runs: dict,
+           variants_file: str | None) -> list[str]:
+    manifest_path, manifest = find_manifest(data, runs, config)
+    ds = config.get("dataset") or {}
+    synthetic = bool((manifest or {}).get("synthetic")) or (manifest or {}).get("annotation_version") == "synthetic" \
+        or (manifest is None and ds.get("kind") == "synthetic")
+    lines = []
+    if synthetic:
+        lines.append("> **SYNTHETIC DATA: these numbers are NOT comparable with the paper's.** They test the "
+                     "harness end to end; the 'paper' rows are shown only for reference.")
+        lines.append("")
+    lines.append(f"# {spec['source']} ({table}): {spec['title']}")
+    lines.append("")
+    lines += data_lines(manifest_path, manifest, ds, synthetic, runs)
     protocols = {v: {r.get("protocol") for r in rs} - {None} for v, rs in runs.items()}
     lines.append(f"- Protocol: config `{config.get('protocol', 'default')}`; runs: {_describe_values(protocols)}")
     lines.append(f"- Seeds: {', '.join(map(str, seeds))} ({len(seeds)} per row)")
@@ -331,7 +412,8 @@ def markdown_frame(rows: list[Row], columns: list[str], with_costs: bool) -> pd.
         delta = {"Method": "", "": "ours - paper"}
         for j, lab in enumerate(labels):
             m, s = row.mean[j], row.std[j]
-            ours[lab] = (_f(m) if np.isnan(s) else f"{m:.1f} ± {s:.1f}") + mark(row.p[j])
+            ours[lab] = ((_f(m) if np.isnan(s) else f"{m:.1f} ± {s:.1f}") + mark(row.p[j])
+                         + mark(row.p_boot[j], BOOT_MARKS))
             pub = None if row.published is None else row.published[j]
             paper[lab] = _f(pub)
             delta[lab] = _f(None if pub is None else m - pub, signed=True)
@@ -357,7 +439,10 @@ def csv_frame(table: str, rows: list[Row], columns: list[str], seeds: list[int],
                 "mean": row.mean[j], "std": row.std[j], "published": pub,
                 "diff": None if pub is None else row.mean[j] - pub,
                 "p_vs_base": "" if row.base is None else ("n/a" if row.p[j] is None else row.p[j]),
-                "mark": mark(row.p[j]),
+                "mark": mark(row.p[j]), "gating": row.gating,
+                "ci_low": row.ci_low[j], "ci_high": row.ci_high[j],
+                "p_boot_vs_base": "" if row.base is None else row.p_boot[j],
+                "boot_mark": mark(row.p_boot[j], BOOT_MARKS),
             })
         for key, lab, _, _ in (COST_COLUMNS if with_costs else []):
             pub = row.published_costs.get(key)
@@ -366,23 +451,90 @@ def csv_frame(table: str, rows: list[Row], columns: list[str], seeds: list[int],
                 "metric": key, "column": lab, "n_seeds": None, "seeds": "", "values": "",
                 "mean": row.costs[key], "std": None, "published": pub,
                 "diff": None if pub is None else row.costs[key] - pub, "p_vs_base": "", "mark": "",
+                "gating": "", "ci_low": None, "ci_high": None, "p_boot_vs_base": "", "boot_mark": "",
             })
     frame = pd.DataFrame.from_records(records)
     frame["n_seeds"] = frame["n_seeds"].astype("Int64")
     return frame
 
 
-def legend(spec: dict, rows: list[Row], seeds: list[int], with_costs: bool) -> list[str]:
-    label = {r.variant: r.label for r in rows}
+GATING_NAMES = {"han": "HAN's video-level gate", "ma": "MA's per-modality gates (audio by a_prob, visual by v_prob)"}
+
+
+def _module_change(row: variants_mod.Variant, base: variants_mod.Variant) -> str:
+    # The model spec carries the recipe's dropout: a recipe change is not a module change.
+    parts = [f"{k} {base.model.get(k)} → {v}" for k, v in row.model.items()
+             if k != "dropout" and base.model.get(k) != v]
+    if row.losses != base.losses:
+        parts.append(f"losses {'+'.join(base.losses) or 'none'} → {'+'.join(row.losses) or 'none'}")
+    return "; ".join(parts)
+
+
+def differences(row: variants_mod.Variant, base: variants_mod.Variant) -> tuple[list[str], list[str]]:
+    """Which of modules (model spec + extra losses), labels, recipe and gating differ between two rows,
+    computed from their Variants: (differ, each with base → row values; same)."""
+    differ, same = [], []
+    checks = [("modules", _module_change(row, base)),
+              ("labels", row.labels != base.labels and f"{base.labels} → {row.labels}"),
+              ("recipe", (row.recipe_name, row.recipe) != (base.recipe_name, base.recipe)
+               and (f"{base.recipe_name} → {row.recipe_name}" if row.recipe_name != base.recipe_name
+                    else f"{row.recipe_name}, other overrides")),
+              ("gating", row.gating != base.gating and f"as scored: {base.gating} → {row.gating}")]
+    for what, change in checks:
+        (differ.append(f"{what} ({change})") if change else same.append(what))
+    return differ, same
+
+
+def _labels(rows: list[Row]) -> dict[str, str]:
+    """variant -> the label of its first row (a base is named as it first appears, not by a later copy)."""
+    label: dict[str, str] = {}
+    for r in rows:
+        label.setdefault(r.variant, r.label)
+    return label
+
+
+def comparison_lines(rows: list[Row], variants_file: str | None) -> list[str]:
+    """One legend line per comparison: the gating both sides are tested under, and what differs."""
+    label = _labels(rows)
+    lines = []
+    for r in rows:
+        if r.base is None:
+            continue
+        differ, same = differences(variants_mod.get(r.variant, variants_file), variants_mod.get(r.base, variants_file))
+        lines.append(f"- {r.label} vs {label.get(r.base, r.base)}, both under {GATING_NAMES[r.gating]}: "
+                     f"differ in {', '.join(differ) or 'nothing'}; same {', '.join(same) or 'nothing'}.")
+    return lines
+
+
+def rows_line(rows: list[Row], variants_file: str | None) -> str:
+    """The header's list of each row's (and base's) labels, recipe and gating."""
+    names = dict.fromkeys([r.variant for r in rows] + [r.base for r in rows if r.base])
+    parts = []
+    for name in names:
+        v = variants_mod.get(name, variants_file)
+        parts.append(f"{name}: {v.labels} / {v.recipe_name} / {v.gating}")
+    return f"- Rows (labels / recipe / gating): {'; '.join(parts)}"
+
+
+def legend(spec: dict, rows: list[Row], seeds: list[int], with_costs: bool, variants_file: str | None = None,
+           n_resamples: int = video_stats.N_RESAMPLES) -> list[str]:
+    label = _labels(rows)
     pairs = ", ".join(f"{r.label} vs {label.get(r.base, r.base)}" for r in rows if r.base)
     lines = [
         "",
-        f"ours: mean ± sample std (ddof=1) over {len(seeds)} seed(s) of the test-split F-scores (%); "
+        f"ours: mean ± sample std (ddof=1) over {len(seeds)} seed(s) of the test-split F-scores (%), each row "
+        "under its own gating (as its authors scored it; header); "
         f"paper: {spec['source']} of {spec['source_paper']}; ours - paper: the difference of the means.",
         "† p < 0.05, ‡ p < 0.01: two-sided paired t-test (scipy.stats.ttest_rel) over the same seeds against "
         "the row's base (n/a, unmarked, with fewer than 2 seeds or constant differences)"
         + (f"; compared: {pairs}." if pairs else "."),
+        f"* p < 0.05, ** p < 0.01: two-sided paired bootstrap over test videos against the row's base (the same "
+        f"resampled videos for both, seeds averaged per video; centred test; {n_resamples} resamples, seed "
+        f"{BOOT_SEED}). The CSV adds each number's 95% percentile bootstrap interval over videos (ci_low, ci_high).",
     ]
+    if pairs:
+        lines += ["", "Both tests compare row and base under ONE gating, the row's own:"]
+        lines += comparison_lines(rows, variants_file) + [""]
     extra = [r.label for r in rows if r.published is None]
     if extra:
         lines.append(f"Not in the paper (controls): {', '.join(extra)}.")
@@ -403,13 +555,14 @@ def build(table: str, results: str | Path, config_path: str | Path, tables_path:
     if not seeds:
         raise AvvpError(f"{config_path}: no seeds (set `seeds:` or pass --seeds)")
     with_costs = bool(spec.get("extra"))
-    rows = collect(spec, results, seeds, with_costs)
+    rows = collect(spec, results, seeds, with_costs, variants_file)
     names = list(dict.fromkeys([r.variant for r in rows] + [r.base for r in rows if r.base]))
     runs = load_runs_info(results, names, seeds)
     frame = markdown_frame(rows, spec["columns"], with_costs)
-    text = "\n".join(header(table, spec, config, seeds, data, runs, variants_file)
-                     + [frame.to_markdown(index=False, tablefmt="pipe", disable_numparse=True)]
-                     + legend(spec, rows, seeds, with_costs)) + "\n"
+    head = header(table, spec, config, seeds, data, runs, variants_file)
+    head.insert(len(head) - 1, rows_line(rows, variants_file))    # before the header's closing blank line
+    text = "\n".join(head + [frame.to_markdown(index=False, tablefmt="pipe", disable_numparse=True)]
+                     + legend(spec, rows, seeds, with_costs, variants_file)) + "\n"
     return text, csv_frame(table, rows, spec["columns"], seeds, with_costs)
 
 
