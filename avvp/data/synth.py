@@ -378,6 +378,27 @@ def draw_split(rng: np.random.Generator, filenames: list[str], params: dict) -> 
     return SplitDraw(filenames, labels, audio, visual)
 
 
+def write_annotations(out: Path, draws: dict) -> None:
+    """The official annotation files of the drawn splits, and the training set's true modalities."""
+    for split in SPLITS:
+        d = draws[split]
+        write_tsv(out / WEAK_CSV[split], ["filename", "event_labels"],
+                  [[f, join_classes(l)] for f, l in zip(d.filenames, d.labels)])
+    for modality, attr in (("audio", "audio"), ("visual", "visual")):
+        rows = []
+        for split in ("val", "test"):
+            d = draws[split]
+            for i, f in enumerate(d.filenames):
+                for c in range(NUM_CLASSES):
+                    rows += [[f, on, off, CLASSES[c]] for on, off in events_of(getattr(d, attr)[i, c])]
+        write_tsv(out / DENSE_CSV[modality], ["filename", "onset", "offset", "event_labels"], rows)
+    t = draws["train"]
+    write_tsv(out / TRAIN_TRUTH_CSV, ["filename", "audio_labels", "visual_labels"],
+              [[f, join_classes(a.any(axis=1)), join_classes(v.any(axis=1))]
+               for f, a, v in zip(t.filenames, t.audio, t.visual)])
+
+
+
 def generate(out: Path, preset: str, seed: int, params: dict | None = None, progress: bool = True) -> dict:
     """Write the whole dataset into `out` (an empty folder); returns the manifest."""
     from tqdm import tqdm
@@ -411,22 +432,7 @@ def generate(out: Path, preset: str, seed: int, params: dict | None = None, prog
             bar.update(hi - lo)
     bar.close()
 
-    for split in SPLITS:
-        d = draws[split]
-        write_tsv(out / WEAK_CSV[split], ["filename", "event_labels"],
-                  [[f, join_classes(l)] for f, l in zip(d.filenames, d.labels)])
-    for modality, attr in (("audio", "audio"), ("visual", "visual")):
-        rows = []
-        for split in ("val", "test"):
-            d = draws[split]
-            for i, f in enumerate(d.filenames):
-                for c in range(NUM_CLASSES):
-                    rows += [[f, on, off, CLASSES[c]] for on, off in events_of(getattr(d, attr)[i, c])]
-        write_tsv(out / DENSE_CSV[modality], ["filename", "onset", "offset", "event_labels"], rows)
-    t = draws["train"]
-    write_tsv(out / TRAIN_TRUTH_CSV, ["filename", "audio_labels", "visual_labels"],
-              [[f, join_classes(a.any(axis=1)), join_classes(v.any(axis=1))]
-               for f, a, v in zip(t.filenames, t.audio, t.visual)])
+    write_annotations(out, draws)
 
     manifest = {
         "generator": "avvp.data.synth", "generator_version": GENERATOR_VERSION,
