@@ -70,7 +70,7 @@ rule figure:
     params:
         methods=lambda wildcards: quoted(figure_methods(wildcards.kind)),
         seeds=lambda wildcards: " ".join(map(str, figure_seeds(wildcards.kind))),
-        results=paths.RESULTS,
+        results=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),  # RESULTS/figures/X.png
     log:
         str(paths.log_file("figure", "{kind}")),
     benchmark:
