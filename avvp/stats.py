@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -187,16 +188,33 @@ def _resampled_means(x: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
     n = x.shape[0]
+    out = np.empty((n_resamples, x.shape[1]))
+    # A table draws the same resamples for every row: up to one block they are drawn once and kept.
+    kept = n * n_resamples <= BLOCK_CELLS
+    blocks = (_kept_counts if kept else _draw_counts)(n, n_resamples, seed)
+    for start, counts in blocks:
+        out[start:start + len(counts)] = (counts @ x) / n
+    return out
+
+
+@lru_cache(maxsize=2)
+def _kept_counts(n: int, n_resamples: int, seed: int) -> tuple:
+    blocks = tuple(_draw_counts(n, n_resamples, seed))
+    for _, counts in blocks:
+        counts.flags.writeable = False      # shared between calls
+    return blocks
+
+
+def _draw_counts(n: int, n_resamples: int, seed: int):
+    """(start, counts (k, n) float64): how often each video is drawn in resamples start..start+k, in blocks."""
     rng = np.random.default_rng(seed)
     block = max(1, BLOCK_CELLS // n)
-    out = np.empty((n_resamples, x.shape[1]))
     for start in range(0, n_resamples, block):
         k = min(block, n_resamples - start)
         index = rng.integers(0, n, size=(k, n))
         # Draws per (resample, video): offsetting each resample's indices by k * n lets one bincount count them all.
         counts = np.bincount((index + n * np.arange(k)[:, None]).ravel(), minlength=k * n).reshape(k, n)
-        out[start:start + k] = (counts.astype(np.float64) @ x) / n
-    return out
+        yield start, counts.astype(np.float64)
 
 
 def _percentiles(boot: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:

@@ -163,3 +163,14 @@ def test_stale_per_video_scores_are_refused(tmp_path):
     with pytest.raises(AvvpError, match=r"HAN \+ CM-S \(han gating\): per_video.npz gives segment.audio .* "
                                         "but metrics.json"):
         tables.build(tree["name"], tree["results"], tree["config"], tree["tables"], data=str(tree["packed"]))
+
+
+def test_vectorised_t_test_equals_the_per_column_one():
+    rng = np.random.default_rng(3)
+    values, base = rng.normal(50, 2, size=(3, 10)), rng.normal(50, 2, size=(3, 10))
+    base[:, 4] = values[:, 4] - 1.0          # a constant difference: undefined
+    expected = [tables.paired_p(values[:, j], base[:, j]) for j in range(10)]
+    got = tables.paired_ps(values, base)
+    assert got[4] is None and expected[4] is None
+    np.testing.assert_allclose([g for g in got if g is not None], [e for e in expected if e is not None], rtol=1e-12)
+    assert tables.paired_ps(values[:1], base[:1]) == [None] * 10
