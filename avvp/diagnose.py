@@ -129,7 +129,7 @@ def _check_same_videos(run: dict, ref: dict) -> None:
 
 def diagnose_row(results: Path, variant: str, seeds: list[int], ref: dict | None) -> tuple[dict, dict]:
     """Every measure of one row, each seed's (F, leak counts, co-occurrence) kept for the seed mean."""
-    f, leaks, cooc, tv = [], [], [], []
+    f, leaks, cooc, tv, truth = [], [], [], [], None
     for seed in seeds:
         run = load_run(results, variant, seed)
         ref = ref or run
@@ -137,9 +137,11 @@ def diagnose_row(results: Path, variant: str, seeds: list[int], ref: dict | None
         args = (run["audio"], run["visual"], run["gt_audio"], run["gt_visual"])
         f.append(per_class_f(*args))
         leaks.append(leak_counts(*args))
+        if truth is None:  # the same annotations in every run (checked above): count them once
+            truth = cooccurrence(run["gt_audio"], run["gt_visual"])
         counts = cooccurrence(run["audio"], run["visual"])
         cooc.append(normalised(counts))
-        tv.append(tv_distance(counts, cooccurrence(run["gt_audio"], run["gt_visual"])))
+        tv.append(tv_distance(counts, truth))
     with warnings.catch_warnings():  # a class inactive in every seed stays NaN, without a warning
         warnings.simplefilter("ignore", RuntimeWarning)
         mean_f = {k: np.nanmean(np.stack([s[k][0] for s in f]), axis=0) for k in f[0]}
