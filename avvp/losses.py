@@ -1,13 +1,21 @@
 """The training losses: HAN's MMIL BCE, MA's temporal contrast, and the paper's CM-S.
 
-Each function takes whatever batch it is given and computes in float32 (also under bf16 autocast): building targets (label smoothing, refined labels) and
-CM-S's batch doubling (each video's visual track paired with another video's audio) are the trainer's job.
+Each loss function takes whatever tensors it is given and computes in float32 (also under bf16 autocast);
+building targets (label smoothing, refined labels) is the trainer's job. The extra terms a row may add beside
+the BCE are a registry by name, `EXTRA_LOSSES` (config/variants.yaml `losses`): each reads its settings from
+the recipe key of its name, may augment the batch before the forward (CM-S pairs each video's visual track
+with another video's audio), and is active from the recipe's `start_epoch` (1 when absent).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
+
+from avvp.errors import AvvpError
 
 EPS = 1e-7
 
@@ -76,3 +84,69 @@ def cms_loss(x_a: torch.Tensor, x_v: torch.Tensor, att_logit_a: torch.Tensor, at
     # Written without a data-dependent branch (no device sync); clamps only guard the 0/0 cases.
     per_anchor = -(log_p * positive).sum(dim=1) / n_pos.clamp(min=1)
     return (per_anchor * has_pos).sum() / has_pos.sum().clamp(min=1)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training batch. Rows [0, n) are real videos, n = len(y); an augmentation may append rows (CM-S's
+    mixed pairs) that carry audio and visual labels only, so the weak labels `y` cover the real videos."""
+    audio: torch.Tensor
+    visual: torch.Tensor
+    motion: torch.Tensor
+    y: torch.Tensor          # weak video-level labels (n, C)
+    y_a: torch.Tensor        # audio label source (weak or refined), one row per batch row
+    y_v: torch.Tensor        # visual label source
+
+    @property
+    def n(self) -> int:
+        return self.y.shape[0]
+
+
+@dataclass(frozen=True)
+class ExtraLoss:
+    """An extra loss term: `term(out, first, batch, cfg)` is the weighted term, from the model's outputs on
+    every row (`out`) or on the real videos only (`first`, rows < n); `augment(batch, gen)` (optional) reshapes
+    the batch before the forward; `cfg` is the recipe's entry of the loss's name."""
+    term: Callable[[dict, dict, Batch, dict], torch.Tensor]
+    augment: Callable[[Batch, torch.Generator], Batch] | None = None
+
+
+def _ma_contrast_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.Tensor:
+    return cfg["weight"] * ma_contrast(first["x_a"], first["v_in"], cfg["temperature"], cfg["smoothing"])
+
+
+def cms_augment(batch: Batch, gen: torch.Generator) -> Batch:
+    """CM-S batch augmentation (SPEC 5): each video's visual track is also paired with another video's audio
+    (a random permutation from `gen`), appended as rows n..2n with the audio labels of the audio's video."""
+    perm = torch.randperm(batch.n, generator=gen).to(batch.audio.device)
+    return Batch(audio=torch.cat([batch.audio, batch.audio[perm]]),
+                 visual=torch.cat([batch.visual, batch.visual]), motion=torch.cat([batch.motion, batch.motion]),
+                 y=batch.y, y_a=torch.cat([batch.y_a, batch.y_a[perm]]), y_v=torch.cat([batch.y_v, batch.y_v]))
+
+
+def _cms_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.Tensor:
+    att = out["frame_att_logit"]
+    return cfg["weight"] * cms_loss(out["x_a"], out["x_v"], att[:, :, 0], att[:, :, 1], batch.y_a, batch.y_v,
+                                    cfg["tau"])
+
+
+# In the order their terms are added to the loss.
+EXTRA_LOSSES = {
+    "ma_contrast": ExtraLoss(term=_ma_contrast_term),
+    "cms": ExtraLoss(term=_cms_term, augment=cms_augment),
+}
+
+
+def check_extra(names, recipe: dict, where: str) -> None:
+    """An AvvpError naming `where` when a loss is unknown or its recipe has no settings for it."""
+    for name in names:
+        if name not in EXTRA_LOSSES:
+            raise AvvpError(f"{where}: unknown loss '{name}' (known: {', '.join(EXTRA_LOSSES)})")
+        if not isinstance(recipe.get(name), dict):
+            raise AvvpError(f"{where}: loss '{name}' needs the recipe key '{name}' (its settings)")
+
+
+def active_extras(names, recipe: dict, epoch: int) -> list[tuple[str, ExtraLoss, dict]]:
+    """The extra losses in force in 0-based `epoch`, in EXTRA_LOSSES order, with their settings."""
+    return [(name, loss, recipe[name]) for name, loss in EXTRA_LOSSES.items()
+            if name in names and epoch + 1 >= recipe[name].get("start_epoch", 1)]

@@ -75,18 +75,13 @@ def count(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict:
             "true_params": sum(p.numel() for p in model.parameters())}
 
 
-def model_spec(entry: dict) -> dict:
-    """The variant's model switches plus the dropout of its recipe."""
-    return {**entry["model"], "dropout": entry["recipe"].get("dropout", 0.1)}
-
-
 def run(args) -> None:
     if args.batch < 1:
         raise AvvpError(f"--batch must be at least 1, got {args.batch}")
-    entry = variants.get(args.variant, args.variants_file)
+    row = variants.get(args.variant, args.variants_file)
     torch.manual_seed(0)
-    model = build(model_spec(entry))
-    result = {"variant": entry["name"], "batch": args.batch, **count(model, random_inputs(args.batch))}
+    model = build(row.model)
+    result = {"variant": row.name, "batch": args.batch, **count(model, random_inputs(args.batch))}
     print(json.dumps(result, indent=2))
     if args.out:
         io.write_json(args.out, result)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,18 +24,16 @@ from avvp.data import dataset
 from avvp.errors import AvvpError
 from avvp.evaluate import predict
 from avvp.io import write_json, write_npz
+from avvp.paths import MA_STEP1_EPOCHS
 from avvp.train import Job, fit
-
-STEP1_EPOCHS = 12
 
 
 def step1_job(seed: int, epochs: int | None, device: str, precision: str, data_sha256: str = "") -> Job:
-    """HAN + MA's temporal contrast, HAN's recipe, 12 epochs, last epoch kept."""
+    """HAN + MA's temporal contrast, HAN's recipe, MA_STEP1_EPOCHS epochs unless told, last epoch kept."""
     han = variants.get("HAN")
-    recipe = {**han["recipe"], "select": "last"}
-    return Job(name="MA step 1", spec={**han["model"], "dropout": recipe["dropout"]}, recipe=recipe,
-               losses=["ma_contrast"], labels="weak", gating="han", seed=seed, epochs=epochs or STEP1_EPOCHS,
-               select="last", precision=precision, device=device, inputs={"data": data_sha256})
+    step1 = replace(han, name="MA step 1", losses=("ma_contrast",), recipe={**han.recipe, "select": "last"})
+    return Job.of(step1, seed, epochs=epochs or MA_STEP1_EPOCHS, select="last", precision=precision,
+                  device=device, inputs={"data": data_sha256})
 
 
 def partners(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -10,7 +10,6 @@ from avvp.errors import AvvpError
 from avvp.losses import mmil_bce
 from avvp.models import build
 from avvp.models.cmco import CMCo
-from avvp.profile import model_spec
 
 B = 3
 
@@ -28,7 +27,7 @@ def built(spec: dict, seed: int = 0):
 
 @pytest.mark.parametrize("name", variants.names())
 def test_every_variant_builds_runs_and_backpropagates(name):
-    model = built(model_spec(variants.get(name)))
+    model = built(variants.get(name).model)
     model.train()
     out = model(*inputs())
     shapes = {"global_prob": (B, 25), "a_prob": (B, 25), "v_prob": (B, 25), "frame_prob": (B, 10, 2, 25),
@@ -147,7 +146,7 @@ def test_bad_input_shape_is_an_error():
 
 
 def test_cpu_dropout_keeps_nn_dropout_semantics():
-    from avvp.models.han import Dropout
+    from avvp.models.layers import Dropout
     drop = Dropout(0.25).train()
     torch.manual_seed(0)
     y = drop(torch.ones(200_000))

@@ -9,7 +9,7 @@ import pytest
 from avvp import variants
 from avvp.cli import main
 from avvp.models import build
-from avvp.profile import count, model_spec, random_inputs
+from avvp.profile import count, random_inputs
 
 B, T, F, D, C = 64, 10, 80, 512, 25
 # HAN by hand (batch 64, 80 frames), multiply-accumulates of every nn.Linear:
@@ -25,8 +25,7 @@ PARAMS_MHA = 2 * (4 * D * D + 4 * D)                      # self + cross attenti
 
 
 def profiled(name):
-    entry = variants.get(name)
-    return count(build(model_spec(entry)), random_inputs(B))
+    return count(build(variants.get(name).model), random_inputs(B))
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +80,6 @@ def test_true_flops_count_the_lstms():
     b = 2
     linear_macs = b * T * 128 * D + b * F * 2048 * D + b * T * 512 * D + b * T * 1024 * D + 3 * (b * T * 2) * D * C
     lstm_macs = 3 * (b * T) * 4 * D * (2 * D + D)
-    got = count(build(model_spec(variants.get("AVSDN"))), random_inputs(b))
+    got = count(build(variants.get("AVSDN").model), random_inputs(b))
     assert got["true_flops"] == 2 * (linear_macs + lstm_macs)
     assert got["true_params"] == got["paper_params"]          # thop has a rule for every AVSDN module

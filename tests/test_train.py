@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from avvp.cli import main
@@ -128,3 +129,106 @@ def test_changed_settings_start_over_and_keep_the_old_checkpoint(packed_tiny, tm
     out = capsys.readouterr().out
     assert "starting over" in out and (run / "last.stale.pt").exists()
     assert json.loads((run / "done.json").read_text())["epochs_run"] == 2
+
+
+# --- hand-made cases: targets, batch_loss, fit's arguments -------------------------------------------------------
+from avvp import variants  # noqa: E402
+from avvp.errors import AvvpError  # noqa: E402
+from avvp.losses import Batch, cms_augment, mmil_bce  # noqa: E402
+from avvp.train import Job, batch_loss, fit, targets  # noqa: E402
+
+HAN_RECIPE = variants.get("HAN").recipe            # visual smoothing always, MIL target: the weak labels
+OURS_RECIPE = variants.get("HAN + Ours").recipe    # smoothing in epochs 1-2 only, MIL target: the union
+
+
+def labels_3():
+    """One video, 3 classes: weak [1, 1, 1]; refinement kept class 0 in audio only, class 1 in visual only,
+    and removed class 2 from both."""
+    y = torch.tensor([[1.0, 1.0, 1.0]])
+    return y, torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[0.0, 1.0, 0.0]])
+
+
+def test_targets_smooth_visual_in_epochs_1_2_only_under_ours():
+    y, y_a, y_v = labels_3()
+    for epoch in (0, 1):
+        t_a, t_v, _ = targets(OURS_RECIPE, y, y_a, y_v, epoch)
+        assert torch.equal(t_a, y_a)
+        # 0.9 y_v + 0.05 where the visual label stays; a weak label removed from visual gets 0, not 0.05.
+        torch.testing.assert_close(t_v, torch.tensor([[0.0, 0.95, 0.0]]))
+    for epoch in (2, 3, 30):
+        assert torch.equal(targets(OURS_RECIPE, y, y_a, y_v, epoch)[1], y_v)
+
+
+def test_targets_smooth_always_under_han():
+    y, y_a, y_v = labels_3()
+    for epoch in (0, 2, 39):
+        torch.testing.assert_close(targets(HAN_RECIPE, y, y_a, y_v, epoch)[1], torch.tensor([[0.0, 0.95, 0.0]]))
+    weak_only = torch.tensor([[1.0, 0.0, 0.0]])
+    # Without a refinement (y_v = y) nothing is removed: every class gets its smoothed label.
+    torch.testing.assert_close(targets(HAN_RECIPE, weak_only, weak_only, weak_only, 5)[1],
+                               torch.tensor([[0.95, 0.05, 0.05]]))
+
+
+def test_mil_target_union_or_weak():
+    y, y_a, y_v = labels_3()
+    assert torch.equal(targets(OURS_RECIPE, y, y_a, y_v, 0)[2], torch.tensor([[1.0, 1.0, 0.0]]))  # a OR v
+    assert torch.equal(targets(HAN_RECIPE, y, y_a, y_v, 0)[2], y)
+
+
+class RowWise(torch.nn.Module):
+    """A parser stand-in whose every output row depends on its own input row only; it records batch sizes."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(0.5))
+        self.rows = []
+
+    def forward(self, audio, visual, motion):
+        self.rows.append(audio.shape[0])
+        p_a, p_v = torch.sigmoid(self.w * audio[:, 0, :25]), torch.sigmoid(self.w * visual[:, 0, :25])
+        x_a, x_v = self.w * audio[:, :, :8], self.w * visual[:, :, :8]
+        att = self.w * torch.stack([audio[:, :, :25], visual[:, :, :25]], dim=2)
+        return {"global_prob": (p_a + p_v) / 2, "a_prob": p_a, "v_prob": p_v, "frame_att_logit": att,
+                "frame_prob": torch.sigmoid(att), "x_a": x_a, "x_v": x_v, "v_in": motion[:, :, :8] * self.w}
+
+
+def hand_batch(n=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = (torch.rand(n, 25, generator=g) < 0.2).float()
+    y[:, 0] = 1
+    return Batch(torch.randn(n, 10, 128, generator=g), torch.randn(n, 10, 2048, generator=g),
+                 torch.randn(n, 10, 512, generator=g), y, y.clone(), y.clone())
+
+
+def test_cms_augment_pairs_each_visual_track_with_another_videos_audio():
+    batch = hand_batch()
+    doubled = cms_augment(batch, torch.Generator().manual_seed(7))
+    perm = torch.randperm(4, generator=torch.Generator().manual_seed(7))
+    assert doubled.n == 4 and doubled.audio.shape[0] == 8
+    assert torch.equal(doubled.audio[4:], batch.audio[perm]) and torch.equal(doubled.visual[4:], batch.visual)
+    assert torch.equal(doubled.y_a[4:], batch.y_a[perm]) and torch.equal(doubled.y_v[4:], batch.y_v)
+
+
+def test_cms_only_from_its_start_epoch_and_bce_on_the_real_videos_only():
+    job = Job.of(variants.get("HAN + Ours"), seed=0)
+    start = job.recipe["cms"]["start_epoch"]            # 1-based, from config/variants.yaml
+    batch, model = hand_batch(), RowWise()
+    loss, terms = batch_loss(model, job, batch, start - 2, torch.Generator().manual_seed(0))
+    assert model.rows == [4] and set(terms) == {"bce"} and torch.equal(loss, terms["bce"])
+
+    loss, terms = batch_loss(model, job, batch, start - 1, torch.Generator().manual_seed(0))
+    assert model.rows[-1] == 8 and set(terms) == {"bce", "cms"}
+    # The BCE is that of the 4 real videos alone: the model is row-wise, so their rows are unchanged.
+    t_a, t_v, t_g = targets(job.recipe, batch.y, batch.y_a, batch.y_v, start - 1)
+    expected = mmil_bce(model(batch.audio, batch.visual, batch.motion), t_a, t_v, t_g)
+    torch.testing.assert_close(terms["bce"], expected.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(loss.detach(), terms["bce"] + terms["cms"])
+    assert terms["cms"] != 0
+
+
+def test_fit_selecting_without_a_split_is_an_avvp_error(tmp_path):
+    job = Job.of(variants.get("HAN"), seed=0, epochs=1)
+    assert job.select == "val"
+    with pytest.raises(AvvpError, match="needs a split"):
+        fit(job, None, None, None, None, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

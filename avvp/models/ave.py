@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avvp.models.han import Dropout
+from avvp.models.layers import Dropout
 
 
 class AVEBackbone(nn.Module):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avvp.models.han import Dropout
+from avvp.models.layers import Dropout
 
 
 class AVSDNBackbone(nn.Module):

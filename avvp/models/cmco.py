@@ -24,14 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from avvp.constants import NUM_CLASSES
-from avvp.models.han import HybridAttention, hybrid_pair
+from avvp.models.layers import HybridAttention, hybrid_pair
 from avvp.models.mmil import FrameHead
 
 MODES = ("cm", "av", "a_only", "v_only")
 
 
 class CMCo(nn.Module):
-    """(x_a, x_v) (B, T, d) -> frame_prob (B, T, 2, C), modality 0 audio, 1 visual."""
+    """(x_a, x_v) (B, T, d) -> frame_prob (B, T, 2, C), modality 0 audio, 1 visual (a frame head)."""
 
     def __init__(self, mode: str = "cm", d: int = 512, d_c: int = 128, n_classes: int = NUM_CLASSES,
                  dropout: float = 0.25):
@@ -53,7 +53,8 @@ class CMCo(nn.Module):
         b, t, _ = x.shape
         return F.relu(linear(x)).view(b * t, self.n_classes, self.d_c)
 
-    def forward(self, x_a: torch.Tensor, x_v: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_a: torch.Tensor, x_v: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """frame_prob from the two modalities; `x`, their stack (the frame-head interface), is not needed."""
         b, t, _ = x_a.shape
         if self.use_a and self.use_v:
             tok_a, tok_v = hybrid_pair(self.layer, self._tokens(self.tokens_a, x_a),
@@ -62,8 +63,8 @@ class CMCo(nn.Module):
             p_v = torch.sigmoid(self.out_v(tok_v)).view(b, t, self.n_classes)
         elif self.use_a:
             p_a = torch.sigmoid(self.out_a(self.layer(self._tokens(self.tokens_a, x_a)))).view(b, t, -1)
-            p_v = self.frame_head(x_v)
+            p_v = self.frame_head.classify(x_v)
         else:
-            p_a = self.frame_head(x_a)
+            p_a = self.frame_head.classify(x_a)
             p_v = torch.sigmoid(self.out_v(self.layer(self._tokens(self.tokens_v, x_v)))).view(b, t, -1)
         return torch.stack([p_a, p_v], dim=2)

@@ -16,14 +16,23 @@ from avvp.constants import NUM_CLASSES
 
 
 class FrameHead(nn.Module):
-    """HAN's segment-level classifier: sigmoid(Linear(d -> C)) on any (..., d) tensor."""
+    """HAN's segment-level classifier, one Linear(d -> C) shared by both modalities.
+
+    forward(x_a, x_v[, x]) (B, T, d) each -> frame_prob (B, T, 2, C), the interface of every frame head; x, when
+    given, is their stack (B, T, 2, d) already made by the parser. `classify` applies the classifier to one
+    modality (CM-Co's single-modality ablations keep it for the other one).
+    """
 
     def __init__(self, d: int = 512, n_classes: int = NUM_CLASSES):
         super().__init__()
         self.fc_prob = nn.Linear(d, n_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """sigmoid(Linear(d -> C)) on any (..., d) tensor."""
         return torch.sigmoid(self.fc_prob(x))
+
+    def forward(self, x_a: torch.Tensor, x_v: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        return self.classify(torch.stack([x_a, x_v], dim=2) if x is None else x)
 
 
 class MMILPooling(nn.Module):
