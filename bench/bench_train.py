@@ -16,6 +16,7 @@ import resource
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    v = variants.get(args.variant)
-    recipe = dict(v["recipe"], **({"batch": args.batch} if args.batch else {}))
+    row = variants.get(args.variant)
+    if args.batch:
+        row = replace(row, recipe={**row.recipe, "batch": args.batch})
     if args.data:
         train, val = dataset.load_split(args.data, "train"), dataset.load_split(args.data, "val")
     else:
@@ -59,20 +61,18 @@ def main() -> None:
         train, val = random_split("train", sizes["train"], 0), random_split("val", sizes["val"], 1)
     train.to(args.device), val.to(args.device)
     # Refined-label rows train on labels of the same shape: the weak labels stand in for them here.
-    job = Job(name=v["name"], spec={**v["model"], "dropout": recipe["dropout"]}, recipe=recipe,
-              losses=v["losses"], labels=v["labels"], gating=v["gating"], seed=0, epochs=args.epochs,
-              select="val", precision=args.precision, device=args.device)
+    job = Job.of(row, seed=0, epochs=args.epochs, select="val", precision=args.precision, device=args.device)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         _, state = fit(job, train, train.labels, train.labels, val, Path(tmp), quiet=True)
     wall = time.perf_counter() - t0
-    secs = [r["seconds"] for r in state["log"]]
-    for r in state["log"]:
+    secs = [r["seconds"] for r in state.log]
+    for r in state.log:
         print(f"epoch {r['epoch']}: {r['seconds']:.2f} s (train {r['train_seconds']:.2f} s, "
               f"validation {r['seconds'] - r['train_seconds']:.2f} s)")
     steady = secs[1:] or secs
-    summary = {"variant": v["name"], "preset": args.preset if not args.data else args.data,
-               "train_videos": len(train), "val_videos": len(val), "batch": recipe["batch"],
+    summary = {"variant": row.name, "preset": args.preset if not args.data else args.data,
+               "train_videos": len(train), "val_videos": len(val), "batch": job.recipe["batch"],
                "device": args.device, "precision": args.precision, "threads": torch.get_num_threads(),
                "cpu": platform.processor() or platform.machine(),
                "cuda": torch.cuda.get_device_name() if args.device == "cuda" else None,
@@ -80,7 +80,7 @@ def main() -> None:
                "videos_per_second": round(len(train) / float(np.median(steady)), 1),
                "first_epoch_seconds": round(secs[0], 3), "wall_seconds": round(wall, 2),
                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-               "val_segment_type_av_last": state["log"][-1].get("val_segment_type_av")}
+               "val_segment_type_av_last": state.log[-1].get("val_segment_type_av")}
     print(json.dumps(summary, indent=2))
 
 
