@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avvp import variants
+from avvp import label_quality, variants
 from avvp.constants import CLASSES, NUM_CLASSES
 from avvp.data import dataset
 from avvp.errors import AvvpError
@@ -144,6 +144,9 @@ def run(args) -> None:
                   "epochs (--epochs) or more training videos avoid that", file=sys.stderr, flush=True)
     info.update({"seed": args.seed, "step1_epochs": job.epochs, "data": str(Path(args.data).resolve()),
                  "data_manifest_sha256": dataset.manifest_sha256(args.data)})
+    # Step 2 on val and test too, scored against their dense annotations: label quality that real LLP can measure.
+    info["against_annotations"] = label_quality.against_annotations(refine_labels, model, args.data, args.seed,
+                                                                    args.device, args.precision)
     write_json(out / "summary.json", info)
     # refined_labels.npz last: it is the rule's completion marker
     write_npz(out / "refined_labels.npz", filenames=np.array(train.filenames), audio=audio, visual=visual)
