@@ -125,8 +125,6 @@ def summary(train: dataset.Split, audio: np.ndarray, visual: np.ndarray) -> dict
 
 
 def run(args) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     out = Path(args.out)
     train = dataset.load_split(args.data, "train")
     job = step1_job(args.seed, args.epochs, args.device, args.precision, dataset.manifest_sha256(args.data))

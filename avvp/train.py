@@ -264,8 +264,6 @@ def label_sources(row: Variant, train: dataset.Split, refined: str | None, data:
 
 
 def run(args) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise AvvpError("--device cuda: no CUDA device is visible to torch")
     row = variants.get(args.variant, args.variants_file, lr_scale=args.lr_scale)
