@@ -51,9 +51,12 @@ def score_split(split, audio, visual) -> dict:
     return removal_scores(split.labels.numpy(), audio, visual, split.gt_audio, split.gt_visual)
 
 
-def against_annotations(refine_labels, model, packed, seed: int, device="cpu", precision="fp32") -> dict:
+def against_annotations(refine_labels, model, packed, seed: int, errors: dict, device="cpu",
+                        precision="fp32") -> dict:
     """{"val": scores, "test": scores}: step 2 of the trained step-1 model on each annotated split.
 
+    `errors`: the removal thresholds' error rates measured on the TRAINING split (refine.threshold_errors),
+    as MA uses them: the thresholds belong to the trained model, not to the split's own labels.
     `refine_labels` is avvp.refine.refine_labels, passed in because refine imports this module. Partners
     are drawn within the split; a split where some video shares a class with every other is skipped with
     the reason (`avvp refine`'s own output must not fail for a diagnostic).
@@ -62,7 +65,7 @@ def against_annotations(refine_labels, model, packed, seed: int, device="cpu", p
     for name in ("val", "test"):
         split = dataset.load_split(packed, name)
         try:
-            out[name] = score_split(split, *refine_labels(model, split, seed, device, precision))
+            out[name] = score_split(split, *refine_labels(model, split, seed, device, precision, errors=errors))
         except AvvpError as e:
             out[name] = {"skipped": str(e)}
     return out

@@ -60,24 +60,35 @@ def swapped_probs(model, train: dataset.Split, audio_from: np.ndarray, visual_fr
     return p["a_prob"], p["v_prob"]
 
 
-def refine_labels(model, train: dataset.Split, seed: int, device="cpu", precision="fp32", info: dict | None = None):
+def threshold_errors(model, split: dataset.Split, device="cpu", precision="fp32") -> dict[str, np.ndarray]:
+    """Per modality, the (25,) per-class error rates of the model on the split's weak labels, over their max.
+
+    MA's removal thresholds: classes the model knows badly get a higher bar before a label is removed.
+    Measured on the TRAINING split, as MA does; val/test refinements reuse them (a property of the model).
+    """
+    y = split.labels.numpy().astype(np.int64)
+    i = np.arange(len(y))
+    a_orig, v_orig = swapped_probs(model, split, i, i, device, precision)
+    err = {"audio": 1.0 - ((a_orig > 0.5) == (y > 0)).mean(0), "visual": 1.0 - ((v_orig > 0.5) == (y > 0)).mean(0)}
+    return {m: e / max(e.max(), 1e-12) for m, e in err.items()}
+
+
+def refine_labels(model, train: dataset.Split, seed: int, device="cpu", precision="fp32", info: dict | None = None,
+                  errors: dict | None = None):
     """Step 2: (refined audio labels, refined visual labels), both (N, 25) uint8.
 
-    `info`, when given, receives the per-class normalised error rates that set the removal thresholds
-    (rounded, for reading) and `fitted_exactly` (from the exact rates): a step-1 model that fits every
-    training label (error 0) removes nothing, whatever the swaps show.
+    `errors`: the thresholds' error rates (threshold_errors of the training split); by default measured on
+    `train`, which must then be the training split. `info`, when given, receives them (rounded, for reading)
+    and `fitted_exactly` (from the exact rates): a step-1 model that fits every training label (error 0)
+    removes nothing, whatever the swaps show.
     """
     y = train.labels.numpy().astype(np.int64)
     rng = np.random.default_rng(seed)
     j = partners(y, rng)
     i = np.arange(len(y))
-    a_orig, v_orig = swapped_probs(model, train, i, i, device, precision)
-    # Per-class error rates on the training labels, normalised by their maximum: classes the model
-    # knows badly get a higher bar before a label is removed.
-    err_a = 1.0 - ((a_orig > 0.5) == (y > 0)).mean(0)
-    err_v = 1.0 - ((v_orig > 0.5) == (y > 0)).mean(0)
-    err_a = err_a / max(err_a.max(), 1e-12)
-    err_v = err_v / max(err_v.max(), 1e-12)
+    if errors is None:
+        errors = threshold_errors(model, train, device, precision)
+    err_a, err_v = errors["audio"], errors["visual"]
     if info is not None:
         info["threshold_error"] = {m: {c: round(float(e), 4) for c, e in zip(CLASSES, err)}
                                    for m, err in (("audio", err_a), ("visual", err_v))}
@@ -131,10 +142,11 @@ def run(args) -> None:
     model, _ = fit(job, train.to(args.device), train.labels, train.labels, None, out / "step1")
     train.to("cpu")
     model = model.to(args.device)
-    errors: dict = {}
-    audio, visual = refine_labels(model, train, args.seed, args.device, args.precision, errors)
+    errors = threshold_errors(model, train, args.device, args.precision)
+    thresholds: dict = {}
+    audio, visual = refine_labels(model, train, args.seed, args.device, args.precision, thresholds, errors)
     info = summary(train, audio, visual)
-    info.update(errors)
+    info.update(thresholds)
     for m, f in info["fitted_exactly"].items():
         if f["labels"] >= 0.9 * f["of_labels"]:
             print(f"warning: step 1 fits the {m} training labels of {f['classes']} of {NUM_CLASSES} classes exactly; "
@@ -142,9 +154,10 @@ def run(args) -> None:
                   "epochs (--epochs) or more training videos avoid that", file=sys.stderr, flush=True)
     info.update({"seed": args.seed, "step1_epochs": job.epochs, "data": str(Path(args.data).resolve()),
                  "data_manifest_sha256": dataset.manifest_sha256(args.data)})
-    # Step 2 on val and test too, scored against their dense annotations: label quality that real LLP can measure.
+    # Step 2 on val and test too, with the training split's thresholds, scored against their dense annotations:
+    # label quality that real LLP can measure.
     info["against_annotations"] = label_quality.against_annotations(refine_labels, model, args.data, args.seed,
-                                                                    args.device, args.precision)
+                                                                    errors, args.device, args.precision)
     write_json(out / "summary.json", info)
     # refined_labels.npz last: it is the rule's completion marker
     write_npz(out / "refined_labels.npz", filenames=np.array(train.filenames), audio=audio, visual=visual)

@@ -117,6 +117,27 @@ def test_refinement_precision_and_recall_against_annotations():
                                                  "precision": 0.0, "recall": None}
 
 
+def test_val_and_test_refinement_keeps_the_training_thresholds():
+    """MA's thresholds are the trained model's training error rates: on a split the marker model fits exactly,
+    its own rates are 0 and would remove nothing; the training rates remove exactly the absent modalities."""
+    from test_refine import MarkerModel, as_sets, hand_made_split
+
+    from avvp.data import dataset
+    from avvp.refine import refine_labels, threshold_errors
+
+    train = hand_made_split()
+    errors = threshold_errors(MarkerModel(), train)
+    keep = [0, 1, 2, 4]                        # without video 3, the one every class's training error comes from
+    val = dataset.Split("val", [train.filenames[i] for i in keep], train.audio[keep], train.visual[keep],
+                        train.motion[keep], train.labels[keep])
+    own_a, own_v = refine_labels(MarkerModel(), val, seed=0)
+    np.testing.assert_array_equal(own_a, val.labels.numpy())
+    np.testing.assert_array_equal(own_v, val.labels.numpy())
+    audio, visual = refine_labels(MarkerModel(), val, seed=0, errors=errors)
+    assert as_sets(audio) == [{0, 1}, {2}, set(), {5}]
+    assert as_sets(visual) == [{1}, set(), {3}, {5}]
+
+
 # --------------------------------------------------------------------------------------------- command
 
 ROWS = [{"variant": "HAN", "base": None}, {"variant": "HAN + CM-S", "base": "HAN"},
