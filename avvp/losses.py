@@ -3,8 +3,8 @@
 Each loss function takes whatever tensors it is given and computes in float32 (also under bf16 autocast);
 building targets (label smoothing, refined labels) is the trainer's job. The extra terms a row may add beside
 the BCE are a registry by name, `EXTRA_LOSSES` (config/variants.yaml `losses`): each reads its settings from
-the recipe key of its name, may augment the batch before the forward (CM-S pairs each video's visual track
-with another video's audio), and is active from the recipe's `start_epoch` (1 when absent).
+the recipe key of its name, may augment the batch before the forward (CM-S pairs each video's audio with
+another video's visual track), and is active from the recipe's `start_epoch` (1 when absent).
 """
 
 from __future__ import annotations
@@ -42,14 +42,19 @@ def ma_contrast(x_a: torch.Tensor, v_in: torch.Tensor, temperature: float = 0.2,
     """MA's temporal contrastive term (Wu & Yang, CVPR 2021; SPEC 4; not an equation of this paper).
 
     Within each video, audio segment t after the temporal layer (x_a, (B, T, d)) is scored against every
-    fused visual segment s before it (v_in, (B, T, d)) by cosine similarity / temperature; cross-entropy
-    over the T segments with target s = t and label smoothing, averaged over videos and segments.
+    fused visual segment s before it (v_in, (B, T, d)) by cosine similarity / temperature; a soft-target
+    cross-entropy over the T segments, averaged over videos and segments.
+
+    The soft target smooths as MA's code does: 1 - smoothing on s = t and smoothing / (T - 1) on each other
+    segment (0.9 and 0.1/9 for T = 10). PyTorch's `label_smoothing` would spread the mass over all T segments
+    (0.91 and 0.01), so the target is built explicitly.
     """
     b, t, _ = x_a.shape
     x_a, v_in = x_a.float(), v_in.float()
     logits = torch.bmm(F.normalize(x_a, dim=-1), F.normalize(v_in, dim=-1).transpose(1, 2)) / temperature
-    target = torch.arange(t, device=x_a.device).repeat(b)
-    return F.cross_entropy(logits.reshape(b * t, t), target, label_smoothing=smoothing)
+    eye = torch.eye(t, device=x_a.device)
+    soft = eye * (1 - smoothing) + (1 - eye) * (smoothing / (t - 1))
+    return -(soft * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
 
 
 def attentive_pool(x: torch.Tensor, att_logit: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -80,10 +85,10 @@ def cms_loss(x_a: torch.Tensor, x_v: torch.Tensor, att_logit_a: torch.Tensor, at
     log_p = torch.log_softmax(a @ v.T / tau, dim=1)
     positive = ((y_a.float() @ y_v.float().T) > 0).to(log_p.dtype)        # (B, B)
     n_pos = positive.sum(dim=1)
-    has_pos = (n_pos > 0).to(log_p.dtype)
-    # Written without a data-dependent branch (no device sync); clamps only guard the 0/0 cases.
+    # Written without a data-dependent branch (no device sync); an anchor without a positive has a zero
+    # numerator, and the clamp only guards its 0/0. The mean is over every anchor, as released.
     per_anchor = -(log_p * positive).sum(dim=1) / n_pos.clamp(min=1)
-    return (per_anchor * has_pos).sum() / has_pos.sum().clamp(min=1)
+    return per_anchor.mean()
 
 
 @dataclass(frozen=True)
@@ -115,13 +120,27 @@ def _ma_contrast_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.
     return cfg["weight"] * ma_contrast(first["x_a"], first["v_in"], cfg["temperature"], cfg["smoothing"])
 
 
+def cms_partners(n: int, gen: torch.Generator, device) -> torch.Tensor:
+    """Each video's CM-S partner (SPEC 5, as released): j = (i + k) mod n with k uniform in 1..n-1, drawn
+    independently per video, so j is uniform among the OTHER videos (with replacement) and never i.
+
+    Drawn on `device` so that a CUDA-graphed step draws on the device (no host RNG, no copy): from `gen` when
+    it lives there, else from the device's default generator (seeded by the run's torch.manual_seed). A
+    one-video batch (an epoch's last, at worst) has no other video: its partner is itself.
+    """
+    device = torch.device(device)
+    own = gen if gen.device.type == device.type else None
+    k = torch.randint(1, max(n, 2), (n,), generator=own, device=device)
+    return (torch.arange(n, device=device) + k) % n
+
+
 def cms_augment(batch: Batch, gen: torch.Generator) -> Batch:
-    """CM-S batch augmentation (SPEC 5): each video's visual track is also paired with another video's audio
-    (a random permutation from `gen`), appended as rows n..2n with the audio labels of the audio's video."""
-    perm = torch.randperm(batch.n, generator=gen).to(batch.audio.device)
-    return Batch(audio=torch.cat([batch.audio, batch.audio[perm]]),
-                 visual=torch.cat([batch.visual, batch.visual]), motion=torch.cat([batch.motion, batch.motion]),
-                 y=batch.y, y_a=torch.cat([batch.y_a, batch.y_a[perm]]), y_v=torch.cat([batch.y_v, batch.y_v]))
+    """CM-S batch augmentation (SPEC 5): rows n..2n pair video i's audio with its partner j's visual (and
+    motion) track, with i's audio labels and j's visual labels; only rows < n get the BCE losses."""
+    j = cms_partners(batch.n, gen, batch.audio.device)
+    return Batch(audio=torch.cat([batch.audio, batch.audio]), visual=torch.cat([batch.visual, batch.visual[j]]),
+                 motion=torch.cat([batch.motion, batch.motion[j]]), y=batch.y,
+                 y_a=torch.cat([batch.y_a, batch.y_a]), y_v=torch.cat([batch.y_v, batch.y_v[j]]))
 
 
 def _cms_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.Tensor:

@@ -34,14 +34,28 @@ def test_ma_contrast_orthogonal_segments_by_hand():
     # own segment, 0 with the others, so the logits are 1/0.2 = 5 on the target and 0 elsewhere.
     eye = torch.eye(10, 16).unsqueeze(0)
     z = math.log(math.exp(5) + 9)
-    # Label smoothing 0.1 over 10 segments: target weight 0.9 + 0.01, 0.01 on each other segment.
-    expected = -(0.91 * (5 - z) + 9 * 0.01 * (0 - z))
+    # MA's smoothing 0.1 over 10 segments: 0.9 on the own segment, 0.1/9 on each of the 9 others (PyTorch's
+    # label_smoothing=0.1 would give 0.91 and 0.01, i.e. 0.5089 here instead of 0.5589).
+    expected = -(0.9 * (5 - z) + 9 * (0.1 / 9) * (0 - z))
+    assert expected == pytest.approx(z - 4.5)
     assert ma_contrast(eye, eye).item() == pytest.approx(expected, rel=1e-5)
     # Cosine similarity: the scale of the features does not matter.
     assert ma_contrast(3 * eye, 0.5 * eye).item() == pytest.approx(expected, rel=1e-5)
     # Without smoothing and a different temperature: -log softmax of the target.
     assert ma_contrast(eye, eye, temperature=1.0, smoothing=0.0).item() == pytest.approx(
         -(1 - math.log(math.e + 9)), rel=1e-5)
+
+
+def test_ma_contrast_soft_targets_on_a_two_segment_video_by_hand():
+    # T = 2, smoothing 0.2: the target is 0.8 on the own segment and 0.2/1 on the other one. Audio segment 0 is
+    # e0, segment 1 is (e0 + e1)/sqrt(2); visual segments e0 and e1; temperature 1.
+    x_a = torch.tensor([[[1.0, 0.0], [1.0, 1.0]]])
+    v = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    c = 1 / math.sqrt(2)
+    seg0 = -(0.8 * 1 + 0.2 * 0 - math.log(math.e + 1))       # logits (1, 0), target (0.8, 0.2)
+    seg1 = -(0.2 * c + 0.8 * c - math.log(2 * math.exp(c)))  # logits (c, c): -log 1/2 whatever the target
+    assert seg1 == pytest.approx(math.log(2))
+    assert ma_contrast(x_a, v, temperature=1.0, smoothing=0.2).item() == pytest.approx((seg0 + seg1) / 2, rel=1e-6)
 
 
 def _one_hot_videos(dims, t_len=2, width=4):
@@ -59,7 +73,7 @@ def test_cms_two_videos_orthogonal_features():
                                                                            rel=1e-5)
 
 
-def test_cms_positives_are_shared_classes_and_anchors_without_positives_drop_out():
+def test_cms_positives_are_shared_classes_and_anchors_without_positives_count_zero():
     x = _one_hot_videos([0, 1, 2])
     att = torch.zeros(3, 2, 3)
     y_a = t([[1, 1, 0], [0, 1, 0], [0, 0, 0]])     # video 2 has no audio label: no positive
@@ -69,7 +83,8 @@ def test_cms_positives_are_shared_classes_and_anchors_without_positives_drop_out
     anchor0 = (-(1 - z) - (0 - z)) / 2
     # Anchor 1 (class 1): positive v_1 only. s_1 = (0, 1, 0).
     anchor1 = -(1 - z)
-    assert cms_loss(x, x, att, att, y_a, y_v).item() == pytest.approx((anchor0 + anchor1) / 2, rel=1e-5)
+    # Anchor 2 has no positive and counts 0, but still counts: the mean is over all 3 anchors (released code).
+    assert cms_loss(x, x, att, att, y_a, y_v).item() == pytest.approx((anchor0 + anchor1 + 0) / 3, rel=1e-5)
     # No positive anywhere: zero, and still differentiable.
     xa = x.clone().requires_grad_()
     loss = cms_loss(xa, x, att, att, t([[1, 0, 0]] * 3), t([[0, 1, 0]] * 3))
