@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avvp import metrics, stats
+from avvp import metrics, paths, stats
 from avvp.data import dataset
 from avvp.errors import AvvpError
 from avvp.io import load_torch, write_json, write_npz
@@ -57,7 +57,7 @@ def score_split(model, split: dataset.Split, gating: str, device: str = "cpu", p
 
 def load_run(run: Path, device: str = "cpu"):
     """The run's settings (run.json) and its selected model (best.pt)."""
-    info_path, best = run / "run.json", run / "best.pt"
+    info_path, best = paths.run_json(run), paths.best_pt(run)
     if not info_path.is_file() or not best.is_file():
         raise AvvpError(f"{run}: not a trained run (no run.json/best.pt); train it with `avvp train --out {run}`")
     info = json.loads(info_path.read_text())
@@ -97,12 +97,13 @@ def run(args) -> None:
     own = info.get("gating", "han")
     by_gating = score_gatings(probs, split)
     audio, visual, scores, _ = by_gating[own]
-    out = Path(args.out) if args.out else run_dir / args.split
+    # paths names a split's files by (run, split), so --out is read as <run>/<split>.
+    at = (Path(args.out).parent, Path(args.out).name) if args.out else (run_dir, args.split)
     # Everything else first: metrics.json is the rule's completion marker.
-    write_npz(out / "predictions.npz", filenames=np.array(split.filenames), audio=audio, visual=visual,
+    write_npz(paths.predictions_npz(*at), filenames=np.array(split.filenames), audio=audio, visual=visual,
               gt_audio=split.gt_audio, gt_visual=split.gt_visual, **probs)
-    write_npz(stats.per_video_npz(out), filenames=np.array(split.filenames), columns=np.array(stats.COLUMNS),
+    write_npz(paths.per_video_npz(*at), filenames=np.array(split.filenames), columns=np.array(stats.COLUMNS),
               own_gating=np.array(own), **{g: v[3] for g, v in by_gating.items()})
-    write_json(stats.by_gating_json(out), {"own": own, **{g: v[2] for g, v in by_gating.items()}})
-    write_json(out / "metrics.json", scores)
+    write_json(paths.by_gating_json(*at), {"own": own, **{g: v[2] for g, v in by_gating.items()}})
+    write_json(paths.metrics_json(*at), scores)
     print(json.dumps(scores))

@@ -7,7 +7,7 @@ the rules spell their patterns through it too: `run_folder("{slug}", "{seed}")`.
     data/packed/<packed>/                    `avvp pack`: manifest.json, <split>/*.npy
     results/refine/seed<S>/                  refined_labels.npz, summary.json
     results/runs/<slug>/seed<S>/             run.json, log.csv, last.pt, best.pt, done.json
-    results/runs/<slug>/seed<S>/<split>/     metrics.json, predictions.npz
+    results/runs/<slug>/seed<S>/<split>/     metrics.json, predictions.npz, per_video.npz, metrics_by_gating.json
     results/profile/<slug>.json              parameters and FLOPs
     results/<table>.md, .csv                 the tables; results/figures/<kind>.png the figures
     results/logs/<stage>/..., results/benchmarks/<stage>/...
@@ -85,12 +85,39 @@ def run_json(run: str | Path) -> Path:
     return Path(run) / "run.json"
 
 
+def best_pt(run: str | Path) -> Path:
+    """The weights of the selected epoch: what `avvp evaluate` scores."""
+    return Path(run) / "best.pt"
+
+
+def last_pt(run: str | Path) -> Path:
+    """The last epoch's weights, optimiser and training state: what a resumed `avvp train` starts from."""
+    return Path(run) / "last.pt"
+
+
+def log_csv(run: str | Path) -> Path:
+    return Path(run) / "log.csv"
+
+
 def metrics_json(run: str | Path, split: str) -> Path:
+    """The ten numbers under the row's own gating, in `avvp score`'s schema; written last by `avvp evaluate`."""
     return Path(run) / split / "metrics.json"
 
 
 def predictions_npz(run: str | Path, split: str) -> Path:
     return Path(run) / split / "predictions.npz"
+
+
+def per_video_npz(run: str | Path, split: str) -> Path:
+    """`avvp evaluate`'s per-video scores beside metrics.json: `filenames`, `columns` (stats.COLUMNS),
+    `own_gating`, and one (videos, 10) array in [0, 1] per gating ('han', 'ma'). The tables read it and
+    never re-score."""
+    return Path(run) / split / "per_video.npz"
+
+
+def by_gating_json(run: str | Path, split: str) -> Path:
+    """The ten numbers under each gating, {"own": gating, "han": {...}, "ma": {...}}, beside metrics.json."""
+    return Path(run) / split / "metrics_by_gating.json"
 
 
 def refine_dir(seed, results: str | Path = RESULTS) -> Path:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -115,20 +114,10 @@ def paired_bootstrap(row: VideoScores, base: VideoScores, n_resamples: int = N_R
 
 # ------------------------------------------------------------------------------ per-video files
 
-def per_video_npz(split_dir) -> Path:
-    """`avvp evaluate`'s per-video scores beside metrics.json: `filenames`, `columns` (COLUMNS), `own_gating`,
-    and one (videos, 10) array in [0, 1] per gating ('han', 'ma'). The tables read it and never re-score."""
-    return Path(split_dir) / "per_video.npz"
-
-
-def by_gating_json(split_dir) -> Path:
-    """The ten numbers under each gating, {"own": gating, "han": {...}, "ma": {...}}, beside metrics.json."""
-    return Path(split_dir) / "metrics_by_gating.json"
-
-
 def read_per_video(path, gating: str, columns, hint: str) -> tuple[np.ndarray, np.ndarray]:
-    """Filenames (videos,) and per-video scores (videos, len(columns)) under `gating` from a per_video.npz;
-    a missing or damaged file is an AvvpError naming it and `hint` (the command that makes it)."""
+    """Filenames (videos,) and per-video scores (videos, len(columns)) under `gating` from a per_video.npz
+    (paths.per_video_npz); a missing or damaged file is an AvvpError naming it and `hint` (the command that
+    makes it)."""
     try:
         with np.load(path, allow_pickle=False) as z:
             files, stored, scores = z["filenames"].astype(str), [str(c) for c in z["columns"]], z[gating]

@@ -111,7 +111,7 @@ def load_metrics(results: Path, variant: str, seed: int, columns: list[str],
     run = paths.run_dir(variant, seed, results)
     path = paths.metrics_json(run, "test")
     if gating is not None:
-        path = video_stats.by_gating_json(path.parent)
+        path = paths.by_gating_json(run, "test")
     metrics = _read_json(path, _evaluate_hint(run))
     if gating is not None:
         metrics = metrics.get(gating) or {}
@@ -132,7 +132,7 @@ def load_video_scores(results: Path, variant: str, seeds: list[int], gating: str
     per_seed, files = [], None
     for seed in seeds:
         run = paths.run_dir(variant, seed, results)
-        path = video_stats.per_video_npz(paths.metrics_json(run, "test").parent)
+        path = paths.per_video_npz(run, "test")
         names, scores = video_stats.read_per_video(path, gating, columns, _evaluate_hint(run))
         order = np.argsort(names)
         if files is not None and not np.array_equal(names[order], files):

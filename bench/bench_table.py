@@ -35,14 +35,14 @@ def fake_runs(results: Path, names: list[str], seeds: int, videos: int) -> None:
     for name in names:
         own = variants.get(name).gating
         for seed in range(seeds):
-            split = paths.metrics_json(paths.run_dir(name, seed, results), "test").parent
-            split.mkdir(parents=True)
+            run = paths.run_dir(name, seed, results)
+            paths.metrics_json(run, "test").parent.mkdir(parents=True)
             by = {g: rng.uniform(0, 1, size=(videos, len(stats.COLUMNS))) for g in ("han", "ma")}
-            np.savez_compressed(stats.per_video_npz(split), filenames=files, columns=np.array(stats.COLUMNS),
+            np.savez_compressed(paths.per_video_npz(run, "test"), filenames=files, columns=np.array(stats.COLUMNS),
                                 own_gating=np.array(own), **by)
             numbers = {g: _numbers(x) for g, x in by.items()}
-            stats.by_gating_json(split).write_text(json.dumps({"own": own, **numbers}))
-            (split / "metrics.json").write_text(json.dumps(numbers[own]))
+            paths.by_gating_json(run, "test").write_text(json.dumps({"own": own, **numbers}))
+            paths.metrics_json(run, "test").write_text(json.dumps(numbers[own]))
 
 
 def table_spec(tmp: Path, names: list[str]) -> tuple[Path, Path]:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from test_tables import TEN, _cli, _fake_tree, _md_row, _write_scores
 
-from avvp import evaluate, stats, tables, variants
+from avvp import evaluate, paths, stats, tables, variants
 from avvp.cli import main
 from avvp.errors import AvvpError
 
@@ -47,9 +47,9 @@ def test_evaluate_writes_both_gatings_and_per_video_scores(packed_tiny, tmp_path
                  "--epochs", "1", "--threads", "1"]) == 0
     assert main(["evaluate", "--run", str(run), "--split", "test"]) == 0
     own = json.loads((run / "test" / "metrics.json").read_text())
-    both = json.loads(stats.by_gating_json(run / "test").read_text())
+    both = json.loads((run / "test" / "metrics_by_gating.json").read_text())
     assert both["own"] == "han" and both["han"] == own and set(both["ma"]) == {"segment", "event"}
-    z = np.load(stats.per_video_npz(run / "test"))
+    z = np.load(run / "test" / "per_video.npz")
     assert list(z["columns"]) == list(stats.COLUMNS) and str(z["own_gating"]) == "han"
     assert list(z["filenames"]) == list(np.load(run / "test" / "predictions.npz")["filenames"])
     for gating in ("han", "ma"):
@@ -57,6 +57,11 @@ def test_evaluate_writes_both_gatings_and_per_video_scores(packed_tiny, tmp_path
         rebuilt = 100 * z[gating].mean(axis=0)
         expected = [both[gating][level][kind] for level, kind in (c.split(".") for c in stats.COLUMNS)]
         np.testing.assert_allclose(rebuilt, expected, rtol=0, atol=1e-9)
+    # --out elsewhere: the same four files, named as paths names them under <run>/<split>.
+    assert main(["evaluate", "--run", str(run), "--split", "test", "--out", str(tmp_path / "elsewhere")]) == 0
+    assert paths.metrics_json(tmp_path, "elsewhere").read_text() == (run / "test" / "metrics.json").read_text()
+    for name in ("predictions.npz", "per_video.npz", "metrics_by_gating.json"):
+        assert (tmp_path / "elsewhere" / name).is_file()
 
 
 # ----------------------------------------------------------------------------------- avvp table

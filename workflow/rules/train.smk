@@ -80,9 +80,9 @@ rule evaluate:
     output:
         metrics=str(paths.metrics_json(paths.run_folder("{slug}", "{seed}"), "{split}")),
         predictions=str(paths.predictions_npz(paths.run_folder("{slug}", "{seed}"), "{split}")),
-        # Both gatings' per-video scores and numbers (avvp.stats.per_video_npz, by_gating_json): `avvp table` reads them.
-        per_video=str(paths.run_folder("{slug}", "{seed}") / "{split}" / "per_video.npz"),
-        by_gating=str(paths.run_folder("{slug}", "{seed}") / "{split}" / "metrics_by_gating.json"),
+        # Both gatings' per-video scores and numbers: `avvp table` reads them.
+        per_video=str(paths.per_video_npz(paths.run_folder("{slug}", "{seed}"), "{split}")),
+        by_gating=str(paths.by_gating_json(paths.run_folder("{slug}", "{seed}"), "{split}")),
     params:
         run=lambda wildcards, input: os.path.dirname(input.done),
         data=lambda wildcards, input: os.path.dirname(input.manifest),
