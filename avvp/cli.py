@@ -56,6 +56,12 @@ def _compute_args(p, precision: bool = True) -> None:
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
 
 
+def _graphs_arg(p) -> None:
+    p.add_argument("--graphs", choices=["on", "off"],
+                   help="each training step as a CUDA graph (avvp/graphs.py; the same function as off). "
+                        "Default: on with --device cuda, off on CPU (on: the graph-shaped path without capture)")
+
+
 def _refine(sub):
     p = sub.add_parser("refine", help="MA label refinement (steps 1-2): refined audio/visual train labels")
     p.add_argument("--data", required=True, help="packed dataset (avvp pack)")
@@ -63,6 +69,7 @@ def _refine(sub):
     p.add_argument("--out", required=True, help="output folder: refined_labels.npz, summary.json, step1/")
     p.add_argument("--epochs", type=int, help="step-1 epochs (default 12, as MA)")
     _compute_args(p)
+    _graphs_arg(p)
     return "avvp.refine"
 
 
@@ -79,6 +86,7 @@ def _train(sub):
                    help="multiply the recipe's learning rate (short runs on small data; recorded in run.json)")
     p.add_argument("--variants-file", help="override config/variants.yaml")
     _compute_args(p)
+    _graphs_arg(p)
     return "avvp.train"
 
 
@@ -98,6 +106,9 @@ def _profile(sub):
     p.add_argument("--batch", type=int, default=64, help="videos in the profiled forward pass (paper: 64)")
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument("--variants-file", help="override config/variants.yaml")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="accepted like the other stages', but counting runs on CPU: the counts do not depend on "
+                        "the device, and thop and the FLOP counter's added formulas are the CPU kernels'")
     return "avvp.profile"
 
 
@@ -132,6 +143,8 @@ def _diagnose(sub):
                    help="whose rows to diagnose (each compared with its `base` row)")
     p.add_argument("--methods", nargs="+", help="only these rows of the table")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average over (test split)")
+    p.add_argument("--data", help="packed dataset whose test weak labels define the leak (default: the first run's "
+                                  "run.json `data`; without one, the classes present in the annotations)")
     p.add_argument("--no-refine", action="store_true",
                    help="skip the refinement's label quality (else read RESULTS/refine/seed<S>/summary.json)")
     p.add_argument("--out", default="results/diagnostics", help="output folder for the CSVs and PNGs")
@@ -155,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ap, modules = parser()
     args = ap.parse_args(argv)
     try:
-        if getattr(args, "device", None) == "cuda":  # pick this job's GPU before anything initialises CUDA
+        # Pick this job's GPU before anything initialises CUDA (profile counts on CPU: it needs no GPU).
+        if getattr(args, "device", None) == "cuda" and args.command != "profile":
             importlib.import_module("avvp.slots").claim()
         if getattr(args, "threads", None):  # torch's thread pool is sized once, before the subcommand's work
             importlib.import_module("torch").set_num_threads(args.threads)

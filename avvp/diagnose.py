@@ -6,8 +6,10 @@ seeds, it writes to --out:
 - per_class_f.csv / per_class_diff.png: per-class F (definition below) at segment and event level for audio,
   visual and audio-visual; the figure shows each row's difference from its base row (tables.yaml `base`).
 - leak.csv / leak.png: the modality leak. For modality m, among the test (video, class) pairs where the class
-  is a video label (present in gt_audio or gt_visual) but absent from m's annotation, the share the row predicts
-  in m for at least one second; and the mirror, present in m but never predicted in m ("miss").
+  is a weak video label but absent from m's annotation, the share the row predicts in m for at least one
+  second; and the mirror, present in m but never predicted in m ("miss"). The weak labels are the packed test
+  split's (`<packed>/test/labels.npy`, --data or the runs' run.json `data`); only without packed data, every
+  class present in gt_audio or gt_visual (on real LLP 81 test videos differ). Column `weak_labels` says which.
 - cooccurrence.csv / cooccurrence_matrices.csv / cooccurrence.png: per second, every predicted audio class
   paired with every predicted visual class, counted into a 25 x 25 matrix, normalised to sum 1, against the
   ground truth's; the summary number is the total variation distance 0.5 * sum |P - Q| (0 = the truth's
@@ -127,8 +129,36 @@ def _check_same_videos(run: dict, ref: dict) -> None:
         raise AvvpError(f"{run['path']}: other test videos or annotations than {ref['path']}")
 
 
-def diagnose_row(results: Path, variant: str, seeds: list[int], ref: dict | None) -> tuple[dict, dict]:
-    """Every measure of one row, each seed's (F, leak counts, co-occurrence) kept for the seed mean."""
+def weak_labels(packed: Path, filenames: np.ndarray) -> np.ndarray:
+    """(N, 25) bool weak labels of the packed test split, in the order of the predictions' filenames."""
+    folder = Path(packed) / "test"
+    try:
+        names = np.load(folder / "filenames.npy", allow_pickle=False)
+        labels = np.load(folder / "labels.npy", allow_pickle=False) > 0
+    except (OSError, ValueError) as e:
+        raise AvvpError(f"{folder}: no readable filenames.npy/labels.npy of a packed test split ({e})") from None
+    index = {str(f): i for i, f in enumerate(names)}
+    missing = [str(f) for f in filenames if str(f) not in index]
+    if missing:
+        raise AvvpError(f"{folder / 'filenames.npy'}: test video {missing[0]} of the predictions is not in it "
+                        f"({len(missing)} missing): other packed data than the runs'")
+    return labels[[index[str(f)] for f in filenames]]
+
+
+def packed_of_runs(results: Path, variant: str, seed: int) -> Path | None:
+    """The packed folder the run trained on (run.json `data`), if it still exists."""
+    try:
+        data = json.loads(paths.run_json(paths.run_dir(variant, seed, results)).read_text()).get("data")
+    except (OSError, json.JSONDecodeError):
+        return None
+    return Path(data) if data and Path(data, "test", "labels.npy").is_file() else None
+
+
+def diagnose_row(results: Path, variant: str, seeds: list[int], ref: dict | None,
+                 weak: np.ndarray | None = None) -> tuple[dict, dict]:
+    """Every measure of one row, each seed's (F, leak counts, co-occurrence) kept for the seed mean.
+
+    weak: the (N, 25) weak test labels for the leak (None: the union of the annotations)."""
     f, leaks, cooc, tv, truth = [], [], [], [], None
     for seed in seeds:
         run = load_run(results, variant, seed)
@@ -136,7 +166,7 @@ def diagnose_row(results: Path, variant: str, seeds: list[int], ref: dict | None
         _check_same_videos(run, ref)
         args = (run["audio"], run["visual"], run["gt_audio"], run["gt_visual"])
         f.append(per_class_f(*args))
-        leaks.append(leak_counts(*args))
+        leaks.append(leak_counts(*args, labels=weak))
         if truth is None:  # the same annotations in every run (checked above): count them once
             truth = cooccurrence(run["gt_audio"], run["gt_visual"])
         counts = cooccurrence(run["audio"], run["visual"])
@@ -146,8 +176,9 @@ def diagnose_row(results: Path, variant: str, seeds: list[int], ref: dict | None
         warnings.simplefilter("ignore", RuntimeWarning)
         mean_f = {k: np.nanmean(np.stack([s[k][0] for s in f]), axis=0) for k in f[0]}
     row = {"f": mean_f, "active": {k: f[0][k][1] for k in f[0]},
-           # The denominators depend on the annotations only, equal across seeds: pooled = mean of shares.
-           "leak": {k: tuple(sum(s[k][i] for s in leaks) for i in (0, 1)) for k in leaks[0]},
+           # The denominators depend on the labels only, equal across seeds: hits averaged over seeds / pairs
+           # is the mean of the seeds' shares, and `pairs` stays a count of test (video, class) pairs.
+           "leak": {k: (sum(s[k][0] for s in leaks) / len(leaks), leaks[0][k][1]) for k in leaks[0]},
            "cooc": np.mean(cooc, axis=0), "tv": np.array(tv)}
     return row, ref
 
@@ -235,15 +266,23 @@ def write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 # --------------------------------------------------------------------------------------------- command
 
-def diagnose(results: Path, table_rows: list[dict], seeds: list[int], out: Path, refinement: bool = True) -> dict:
-    """Every CSV and PNG of --out; returns the co-occurrence distances and overall leaks (printed)."""
-    rows, ref = {}, None
+def diagnose(results: Path, table_rows: list[dict], seeds: list[int], out: Path, refinement: bool = True,
+             packed: Path | None = None) -> dict:
+    """Every CSV and PNG of --out; returns the co-occurrence distances and overall leaks (printed).
+
+    packed: the packed dataset whose test weak labels define the leak; None: the first run's run.json `data`,
+    else the union of the annotations."""
+    first = load_run(results, table_rows[0]["variant"], seeds[0])
+    packed = packed or packed_of_runs(results, table_rows[0]["variant"], seeds[0])
+    weak = None if packed is None else weak_labels(packed, first["filenames"])
+    rows, ref = {}, first
     for r in table_rows:
-        rows[r["variant"]], ref = diagnose_row(results, r["variant"], seeds, ref)
+        rows[r["variant"]], ref = diagnose_row(results, r["variant"], seeds, ref, weak)
     refinement = gather_refinement(results, seeds) if refinement else None
     truth = normalised(cooccurrence(ref["gt_audio"], ref["gt_visual"]))
     per_class = per_class_frame(rows)
     leaks = leak_frame(rows)
+    leaks["weak_labels"] = "gt_audio|gt_visual" if packed is None else str(Path(packed) / "test" / "labels.npy")
     summary, matrices = cooccurrence_frames(rows, truth)
     for name, frame in (("per_class_f", per_class), ("leak", leaks), ("cooccurrence", summary),
                         ("cooccurrence_matrices", matrices)):
@@ -258,7 +297,7 @@ def diagnose(results: Path, table_rows: list[dict], seeds: list[int], out: Path,
         write_csv(out / "refinement.csv", refinement)
         refinement_figure(refinement, out / "refinement.png")
     overall = leaks[leaks["class"] == "all"]
-    return {"tv_distance": dict(zip(summary["variant"], summary["tv_distance"].round(4))),
+    return {"weak_labels": leaks["weak_labels"].iloc[0], "tv_distance": dict(zip(summary["variant"], summary["tv_distance"].round(4))),
             "leak": {f"{v} {m} {k}": round(s, 4) for v, m, k, s in
                      overall[["variant", "modality", "kind", "share"]].itertuples(index=False)}}
 
@@ -272,6 +311,8 @@ def run(args) -> None:
             raise AvvpError(f"--methods: {', '.join(unknown)} not a row of {args.table} in {args.tables}")
         rows = [r for r in rows if r["variant"] in args.methods]
     results = Path(args.results)
-    found = diagnose(results, rows, args.seeds, Path(args.out), not args.no_refine)
+    found = diagnose(results, rows, args.seeds, Path(args.out), not args.no_refine,
+                     Path(args.data) if args.data else None)
+    print(f"leak: weak labels from {found['weak_labels']}")
     for name, tv in found["tv_distance"].items():
         print(f"{name}: co-occurrence TV distance {tv}")

@@ -206,3 +206,52 @@ def test_missing_refine_summary_names_it_unless_skipped(tree, capsys):
     assert str(summary) in capsys.readouterr().err
     assert _diagnose(results, tables, tmp / "out", "--no-refine") == 0
     assert not (tmp / "out" / "refinement.csv").exists()
+
+
+def _packed_test(folder, filenames, labels):
+    (folder / "test").mkdir(parents=True)
+    np.save(folder / "test" / "filenames.npy", np.array(filenames))
+    np.save(folder / "test" / "labels.npy", labels.astype(np.uint8))
+
+
+def test_leak_counts_the_packed_weak_labels_not_the_annotations(tree, capsys):
+    """A weak label the annotations never show (Dog of video 1, as on real LLP) is absent from both
+    modalities: predicted everywhere it leaks in both; the CSV names the labels used."""
+    tmp, results, tables = tree
+    gt_a, gt_v = _ground_truth()
+    labels = (gt_a | gt_v).any(-1)
+    labels[1, DOG] = True
+    packed = tmp / "packed"
+    _packed_test(packed, ["v2", "v0", "v1"], labels[[2, 0, 1]])       # another order: matched by filename
+    assert _diagnose(results, tables, tmp / "out", "--data", str(packed), "--no-refine") == 0
+    leak = pd.read_csv(tmp / "out" / "leak.csv")
+    assert (leak["weak_labels"] == str(packed / "test" / "labels.npy")).all()
+    dog = leak[(leak["class"] == "Dog") & (leak["kind"] == "leak")].set_index(["variant", "modality"])
+    assert dog.loc[("HAN + CM-S", "audio"), "pairs"] == 2 and dog.loc[("HAN + CM-S", "visual"), "pairs"] == 1
+    # 'every label everywhere' here is the annotations' union (the fixture), so Dog of video 1 is not predicted
+    assert dog.loc[("HAN + Ours", "audio"), "share"] == 0.5
+    # without packed data (no --data, no run.json): the union of the annotations, said in the CSV
+    assert _diagnose(results, tables, tmp / "out", "--no-refine") == 0
+    assert (pd.read_csv(tmp / "out" / "leak.csv")["weak_labels"] == "gt_audio|gt_visual").all()
+    # a packed test split without one of the predicted videos: one line naming the file and the video
+    other = tmp / "other"
+    _packed_test(other, ["v0", "v2"], labels[[0, 2]])
+    capsys.readouterr()
+    assert _diagnose(results, tables, tmp / "out", "--data", str(other), "--no-refine") == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(other / "test" / "filenames.npy") in err and "v1" in err
+
+
+def test_packed_data_defaults_to_the_runs_run_json(tree):
+    tmp, results, tables = tree
+    gt_a, gt_v = _ground_truth()
+    labels = (gt_a | gt_v).any(-1)
+    labels[0, CAR] = True
+    packed = tmp / "packed"
+    _packed_test(packed, ["v0", "v1", "v2"], labels)
+    write_json(paths.run_json(paths.run_dir("HAN", 0, results)), {"data": str(packed)})
+    assert _diagnose(results, tables, tmp / "out", "--no-refine") == 0
+    leak = pd.read_csv(tmp / "out" / "leak.csv")
+    assert (leak["weak_labels"] == str(packed / "test" / "labels.npy")).all()
+    car = leak[(leak["class"] == "Car") & (leak["kind"] == "leak") & (leak["variant"] == "HAN + CM-S")]
+    assert list(car["pairs"]) == [1, 1]     # Car of video 0, in neither annotation: absent from both modalities
