@@ -32,6 +32,9 @@ from avvp.variants import Variant
 
 SELECT_METRIC = {"val": ("segment", "type_av"), "released": ("event", "type_av")}
 PATIENCE = {"released": 10}  # released protocol: early stop on the test split (SPEC 5), kept as a preset only
+# A recipe's `released_select` -> the job's `select` under the released protocol: "+ Ours" early-stops on the
+# test split (SPEC 5); MA's step 3 reports its last epoch (SPEC 4).
+RELEASED_SELECT = {"test": "released", "last": "last"}
 RESUME_REMEDY = "delete it to start the run over"
 
 
@@ -55,6 +58,7 @@ class Job:
     def of(cls, row: Variant, seed: int, epochs: int | None = None, select: str | None = None, **run) -> Job:
         """The job of a resolved row; `epochs` and `select` default to its recipe's."""
         losses.check_extra(row.losses, row.recipe, f"variant '{row.name}'")
+        check_recipe(row.recipe, f"variant '{row.name}' (recipe '{row.recipe_name}')")
         return cls(variant=row.name, spec=row.model, recipe=row.recipe, losses=row.losses, labels=row.labels,
                    gating=row.gating, seed=seed, epochs=epochs or row.recipe["epochs"],
                    select=select or row.recipe["select"], **run)
@@ -73,17 +77,33 @@ class TrainState:
     log: list = field(default_factory=list)   # one row per epoch, as in log.csv
 
 
+RECIPE_CHOICES = {"mil_target": ("weak", "union", "audio"), "removed_visual": ("zero", "smooth"),
+                  "visual_smoothing": ("always", "first2", "never"), "released_select": tuple(RELEASED_SELECT)}
+
+
+def check_recipe(recipe: dict, where: str) -> None:
+    """An AvvpError naming `where` when a target/selection switch of the recipe is missing or unknown."""
+    for key, allowed in RECIPE_CHOICES.items():
+        if recipe.get(key) not in allowed:
+            raise AvvpError(f"{where}: {key}={recipe.get(key)!r} must be one of {list(allowed)}")
+
+
 def targets(recipe: dict, y, y_a, y_v, epoch: int):
     """BCE targets of a batch: audio, visual (label-smoothed as the recipe says), and the MIL (global) target.
 
     Smoothing follows HAN: visual target 0.9*y_v + 0.05, because visual labels derived from video-level labels
-    are noisier than audio ones. A class that MA's refinement removed from the visual labels gets 0 (SPEC 4).
+    are noisier than audio ones. A weak label that MA's refinement removed from the visual labels gets 0 under
+    `removed_visual: zero` (MA's step 3, SPEC 4), or 0.05 like any other negative under `smooth` (the released
+    "+ Ours" code smooths the refined labels as they are, SPEC 5).
+    The MIL target (`mil_target`): `weak` = the video-level labels; `union` = refined audio OR refined visual;
+    `audio` = the refined audio labels, i.e. the weak labels less the classes removed from the audio (MA's
+    step 3, where the audio target and the video-level labels are one array).
     """
     smooth = recipe["visual_smoothing"] == "always" or (recipe["visual_smoothing"] == "first2" and epoch < 2)
     t_v = 0.9 * y_v + 0.05 if smooth else y_v.clone()
-    if smooth:
+    if smooth and recipe["removed_visual"] == "zero":
         t_v = torch.where((y > 0) & (y_v == 0), torch.zeros_like(t_v), t_v)
-    t_global = torch.maximum(y_a, y_v) if recipe["mil_target"] == "union" else y
+    t_global = {"weak": y, "union": torch.maximum(y_a, y_v), "audio": y_a}[recipe["mil_target"]]
     return y_a, t_v, t_global
 
 
@@ -142,6 +162,12 @@ def train_epoch(model, optim, job: Job, train: dataset.Split, y_a, y_v, epoch: i
     return row
 
 
+def improves(select: str, value: float, best: float) -> bool:
+    """Whether an epoch scoring `value` replaces the best so far. A tie keeps the earlier epoch by default; the
+    released code compares with `>=`, so under the released protocol a tie keeps the later one (SPEC 5)."""
+    return value >= best if select == "released" else value > best
+
+
 def select(model, job: Job, split: dataset.Split | None, state: TrainState, row: dict) -> bool:
     """Score the selection split into `row` and keep the epoch if it is the best so far (True: save it)."""
     epoch = row["epoch"]
@@ -154,7 +180,7 @@ def select(model, job: Job, split: dataset.Split | None, state: TrainState, row:
             row[f"{split.name}_{level}_{k}"] = value
     level, key = SELECT_METRIC[job.select]
     value = scores[level][key]
-    improved = state.best is None or value > state.best["value"]
+    improved = state.best is None or improves(job.select, value, state.best["value"])
     if improved:
         state.best = {"epoch": epoch, "value": value, "metric": f"{split.name} {level} {key}", "scores": scores}
         state.bad_epochs = 0
@@ -269,7 +295,8 @@ def run(args) -> None:
     row = variants.get(args.variant, args.variants_file, lr_scale=args.lr_scale)
     seed = 0 if args.protocol == "released" else args.seed  # the released code fixes every seed to 0
     refined = args.refined if row.labels == "refined" else None
-    job = Job.of(row, seed, epochs=args.epochs, select="released" if args.protocol == "released" else None,
+    released = RELEASED_SELECT[row.recipe["released_select"]] if args.protocol == "released" else None
+    job = Job.of(row, seed, epochs=args.epochs, select=released,
                  precision=args.precision, device=args.device,
                  inputs={"data": dataset.manifest_sha256(args.data),
                          "refined": sha256_file(refined) if refined else None})

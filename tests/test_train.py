@@ -1,5 +1,6 @@
 """Training: determinism, resume after a kill, clear errors; evaluation writes the `avvp score` schema."""
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -134,11 +135,12 @@ def test_changed_settings_start_over_and_keep_the_old_checkpoint(packed_tiny, tm
 # --- hand-made cases: targets, batch_loss, fit's arguments -------------------------------------------------------
 from avvp import variants  # noqa: E402
 from avvp.errors import AvvpError  # noqa: E402
-from avvp.losses import Batch, cms_augment, mmil_bce  # noqa: E402
-from avvp.train import Job, batch_loss, fit, targets  # noqa: E402
+from avvp.losses import Batch, cms_augment, cms_partners, mmil_bce  # noqa: E402
+from avvp.train import Job, batch_loss, fit, improves, targets  # noqa: E402
 
 HAN_RECIPE = variants.get("HAN").recipe            # visual smoothing always, MIL target: the weak labels
 OURS_RECIPE = variants.get("HAN + Ours").recipe    # smoothing in epochs 1-2 only, MIL target: the union
+MA_RECIPE = variants.get("MA").recipe              # MA's step 3: smoothing always, MIL target: the refined audio
 
 
 def labels_3():
@@ -153,8 +155,9 @@ def test_targets_smooth_visual_in_epochs_1_2_only_under_ours():
     for epoch in (0, 1):
         t_a, t_v, _ = targets(OURS_RECIPE, y, y_a, y_v, epoch)
         assert torch.equal(t_a, y_a)
-        # 0.9 y_v + 0.05 where the visual label stays; a weak label removed from visual gets 0, not 0.05.
-        torch.testing.assert_close(t_v, torch.tensor([[0.0, 0.95, 0.0]]))
+        # 0.9 y_v + 0.05 as released: a weak label removed from visual (classes 0 and 2) gets 0.05 like any
+        # negative, not MA's 0.
+        torch.testing.assert_close(t_v, torch.tensor([[0.05, 0.95, 0.05]]))
     for epoch in (2, 3, 30):
         assert torch.equal(targets(OURS_RECIPE, y, y_a, y_v, epoch)[1], y_v)
 
@@ -173,6 +176,57 @@ def test_mil_target_union_or_weak():
     y, y_a, y_v = labels_3()
     assert torch.equal(targets(OURS_RECIPE, y, y_a, y_v, 0)[2], torch.tensor([[1.0, 1.0, 0.0]]))  # a OR v
     assert torch.equal(targets(HAN_RECIPE, y, y_a, y_v, 0)[2], y)
+
+
+def test_ma_recipe_targets_and_global_target_after_an_audio_removal():
+    # Weak [1, 1, 1, 0]; the refinement removed class 1 from the audio, class 0 from the visual, class 2 from both.
+    y = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    y_a = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    y_v = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
+    for epoch in (0, 5, 11):
+        t_a, t_v, t_g = targets(MA_RECIPE, y, y_a, y_v, epoch)
+        assert torch.equal(t_a, y_a)
+        # SPEC 4: removed visual labels 0 (classes 0, 2), kept 0.95 (class 1), negatives 0.05 (class 3).
+        torch.testing.assert_close(t_v, torch.tensor([[0.0, 0.95, 0.0, 0.05]]))
+        # One array in MA's code: the audio removals (1, 2) leave the global target; the visual-only removal (0)
+        # does not. Class 1 is still a visual label, yet gone from the global target.
+        assert torch.equal(t_g, torch.tensor([[1.0, 0.0, 0.0, 0.0]]))
+    assert MA_RECIPE["epochs"] == 12 and MA_RECIPE["lr"] == 3e-4 and MA_RECIPE["batch"] == 16
+    assert (MA_RECIPE["step_size"], MA_RECIPE["gamma"], MA_RECIPE["dropout"]) == (10, 0.1, 0.1)
+    assert variants.get("MA*").recipe_name == "ma" and variants.get("MA").losses == ("ma_contrast",)
+
+
+def test_ma_recipe_selects_on_val_by_default_and_keeps_the_last_epoch_released(packed_tiny, tmp_path):
+    assert Job.of(variants.get("MA*"), seed=0).select == "val"
+    out = tmp_path / "ma"
+    assert main(["train", "--variant", "HAN", "--variants-file", str(_ma_as_han(tmp_path)), "--data",
+                 str(packed_tiny), "--out", str(out), "--epochs", "2", "--threads", "1",
+                 "--protocol", "released"]) == 0
+    done = json.loads((out / "done.json").read_text())
+    assert done["selected_epoch"] == 2 and done["selected_by"] == "last epoch"
+    assert "test_segment_type_av" not in (out / "log.csv").read_text()   # the test split is never scored
+
+
+def _ma_as_han(tmp_path):
+    """config/variants.yaml with HAN on the `ma` recipe (weak labels: no refinement needed to train it)."""
+    import yaml
+    data = yaml.safe_load(variants.DEFAULT_FILE.read_text())
+    data["variants"]["HAN"]["recipe"] = "ma"
+    path = tmp_path / "variants.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_tie_keeps_the_first_epoch_by_default_and_the_later_one_released():
+    assert not improves("val", 50.0, 50.0) and improves("val", 50.1, 50.0)
+    assert improves("released", 50.0, 50.0) and not improves("released", 49.9, 50.0)
+
+
+def test_unknown_recipe_switch_is_an_avvp_error():
+    row = variants.get("MA")
+    bad = dataclasses.replace(row, recipe={**row.recipe, "mil_target": "audio_visual"})
+    with pytest.raises(AvvpError, match="mil_target='audio_visual' must be one of"):
+        Job.of(bad, seed=0)
 
 
 class RowWise(torch.nn.Module):
@@ -200,13 +254,29 @@ def hand_batch(n=4, seed=0):
                  torch.randn(n, 10, 512, generator=g), y, y.clone(), y.clone())
 
 
-def test_cms_augment_pairs_each_visual_track_with_another_videos_audio():
+def test_cms_partners_are_never_the_video_itself_and_cover_the_others():
+    gen = torch.Generator().manual_seed(0)
+    draws = torch.stack([cms_partners(5, gen, "cpu") for _ in range(2000)])      # (2000, 5)
+    assert not (draws == torch.arange(5)).any()
+    # Uniform among the 4 others: each (i, j != i) pair about 2000/4 = 500 times.
+    counts = torch.stack([(draws == j).sum(0) for j in range(5)])               # counts[j, i]
+    off = counts[~torch.eye(5, dtype=torch.bool)]
+    assert off.min() > 400 and off.max() < 600
+    # Independent per video (with replacement): some draw gives two videos the same partner.
+    assert any(len(set(row.tolist())) < 5 for row in draws)
+    assert cms_partners(1, gen, "cpu").tolist() == [0]     # a one-video batch has no other video
+
+
+def test_cms_augment_pairs_each_videos_audio_with_its_partners_visual_track():
     batch = hand_batch()
+    batch = dataclasses.replace(batch, y_v=torch.rand(4, 25))   # visual labels distinct from the audio ones
     doubled = cms_augment(batch, torch.Generator().manual_seed(7))
-    perm = torch.randperm(4, generator=torch.Generator().manual_seed(7))
-    assert doubled.n == 4 and doubled.audio.shape[0] == 8
-    assert torch.equal(doubled.audio[4:], batch.audio[perm]) and torch.equal(doubled.visual[4:], batch.visual)
-    assert torch.equal(doubled.y_a[4:], batch.y_a[perm]) and torch.equal(doubled.y_v[4:], batch.y_v)
+    j = cms_partners(4, torch.Generator().manual_seed(7), "cpu")
+    assert doubled.n == 4 and doubled.audio.shape[0] == 8 and (j != torch.arange(4)).all()
+    assert torch.equal(doubled.audio[4:], batch.audio) and torch.equal(doubled.y_a[4:], batch.y_a)
+    assert torch.equal(doubled.visual[4:], batch.visual[j]) and torch.equal(doubled.motion[4:], batch.motion[j])
+    assert torch.equal(doubled.y_v[4:], batch.y_v[j])
+    assert torch.equal(doubled.visual[:4], batch.visual) and torch.equal(doubled.y, batch.y)
 
 
 def test_cms_only_from_its_start_epoch_and_bce_on_the_real_videos_only():
@@ -232,3 +302,80 @@ def test_fit_selecting_without_a_split_is_an_avvp_error(tmp_path):
     with pytest.raises(AvvpError, match="needs a split"):
         fit(job, None, None, None, None, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+# --- the step runner (avvp/graphs.py) inside fit: graph-shaped on CPU, the function of the eager step -----------
+from avvp import train as train_module  # noqa: E402
+from avvp.data import dataset  # noqa: E402
+from avvp.graphs import StepRunner  # noqa: E402
+
+
+def fit_tiny(packed, out, row_name, graphs, monkeypatch, n=50, epochs=3, **recipe):
+    """fit on the first `n` training videos (batch 16: a partial last batch of 2) with `recipe` overrides;
+    returns the model, the state and the step runners fit built."""
+    runners = []
+
+    class Recording(StepRunner):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            runners.append(self)
+
+    monkeypatch.setattr(train_module, "StepRunner", Recording)
+    row = variants.get(row_name)
+    row = dataclasses.replace(row, recipe={**row.recipe, "batch": 16, **recipe})
+    job = Job.of(row, seed=5, epochs=epochs)
+    full = dataset.load_split(packed, "train")
+    part = dataset.Split(name="train", filenames=full.filenames[:n], audio=full.audio[:n], visual=full.visual[:n],
+                         motion=full.motion[:n], labels=full.labels[:n])
+    model, state = fit(job, part, part.labels, part.labels, dataset.load_split(packed, "val"), out, quiet=True,
+                       graphs=graphs)
+    return model, state, runners
+
+
+def without_times(log):
+    return [{k: v for k, v in row.items() if "seconds" not in k} for row in log]
+
+
+@pytest.mark.parametrize("row_name, recipe, keys", [
+    ("HAN", {}, {(True, ())}),
+    # CM-S from epoch 2: its doubled batch (and "+ Ours"'s smoothing in epochs 1-2 only) are phases of their own.
+    ("HAN + CM-S", {"cms": {"weight": 0.85, "tau": 1.0, "start_epoch": 2}},
+     {(True, ()), (True, ("cms",)), (False, ("cms",))}),
+])
+def test_graph_shaped_fit_gives_the_eager_metrics(packed_tiny, tmp_path, monkeypatch, row_name, recipe, keys):
+    torch.set_num_threads(1)
+    m_eager, s_eager, r_eager = fit_tiny(packed_tiny, tmp_path / "eager", row_name, False, monkeypatch, **recipe)
+    m_graph, s_graph, r_graph = fit_tiny(packed_tiny, tmp_path / "graph", row_name, True, monkeypatch, **recipe)
+    assert [r.mode for r in r_eager] == ["eager"] and [r.mode for r in r_graph] == ["graph"]
+    # One static-buffer entry per phase and batch shape (16 videos, and the last 2).
+    entries = r_graph[0].entries
+    assert {key for key, _ in entries} == keys and {shapes[0][0][0] for _, shapes in entries} == {16, 2}
+    assert len(entries) == 2 * len(keys)
+    assert without_times(s_graph.log) == without_times(s_eager.log)  # losses, lr and val scores, every epoch
+    assert s_graph.best == s_eager.best
+    assert all(torch.equal(a, b) for a, b in zip(m_graph.state_dict().values(), m_eager.state_dict().values()))
+    assert all(isinstance(row["lr"], float) for row in s_graph.log)
+
+
+def test_killed_graph_shaped_run_resumes_to_the_eager_result(packed_tiny, tmp_path):
+    """SIGKILL a `--graphs on` run after its first checkpoint and resume it: the metrics and weights of an
+    uninterrupted eager run (the runner is rebuilt after the resume; CM-S from epoch 3 on)."""
+    args = ["--variant", "HAN + CM-S", "--seed", "2", "--data", str(packed_tiny), "--epochs", "4", "--threads", "1"]
+    assert main(["train", *args, "--out", str(tmp_path / "whole"), "--graphs", "off"]) == 0
+    cut = tmp_path / "cut"
+    cmd = [sys.executable, "-m", "avvp", "train", *args, "--out", str(cut), "--graphs", "on"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while not (cut / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "resuming" in res.stdout
+    whole, resumed = (json.loads((tmp_path / r / "done.json").read_text()) for r in ("whole", "cut"))
+    assert resumed["selected"] == whole["selected"] and resumed["selected_epoch"] == whole["selected_epoch"]
+    assert json.loads((cut / "run.json").read_text())["cuda_graphs"] is True
+    wa, wb = torch.load(tmp_path / "whole" / "best.pt"), torch.load(cut / "best.pt")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
