@@ -1,14 +1,16 @@
 # The AVVP benchmark: every row of the paper's Tables 1-4, trained, evaluated and tabulated.
 #
 #   snakemake results/table2.md                         one table (its runs, and only those)
-#   snakemake                                           all four tables and the figures
+#   snakemake                                           all four tables, the figures and the diagnostics
 #   snakemake figures                                   the figures (results/figures/*.png)
+#   snakemake diagnostics                               per-class F, leak, co-occurrence (results/diagnostics/)
 #   snakemake --workflow-profile profiles/slurm         the same on a SLURM cluster
 #   snakemake --report results/report.html              tables and figures in one HTML report
 # Snakemake reads profiles/default by itself (the workflow profile); --workflow-profile replaces it.
 #
 # The stages (workflow/rules/*.smk) only call `avvp` subcommands, one file on disk between each two:
 #   synthesize -> pack -> refine (per seed) -> train (per row and seed) -> evaluate -> profile -> table -> figure
+#   -> diagnose
 
 from snakemake.utils import min_version, validate
 
@@ -48,10 +50,11 @@ localrules:
 
 
 rule all:
-    """All four tables and every figure."""
+    """All four tables, every figure and the diagnostics."""
     input:
         [str(paths.table_md(table)) for table in sorted(TABLES)],
         [str(paths.figure_png(kind)) for kind in FIGURES],
+        lambda wildcards: DIAGNOSTICS_FILES,  # defined in workflow/rules/diagnose.smk, included below
 
 
 rule figures:
@@ -63,3 +66,4 @@ rule figures:
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/diagnose.smk"

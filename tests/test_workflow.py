@@ -6,7 +6,8 @@ config/tables.yaml and config/variants.yaml (each table's distinct rows, which o
 labels, which tables are profiled), so a row added to the YAML alone changes them with no test edit:
 
   per row and seed: train + evaluate (test split); per seed with any refined row: refine; per row of a table
-  with `extra` costs (Table 4): profile; figures: timeline and tsne (MA, MA* + Ours), spread (every Table 2 row).
+  with `extra` costs (Table 4): profile; figures: timeline and tsne (MA, MA* + Ours), spread (every Table 2 row);
+  diagnostics: one diagnose job over every Table 2 row and seed, reading each seed's refine summary.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def yaml_rows(target: str) -> tuple[int, int, int]:
     """(distinct rows, rows on refined labels, rows profiled) of a target, read from the config's YAML."""
     tables = yaml.safe_load((REPO / "config" / "tables.yaml").read_text())["tables"]
     rows = yaml.safe_load((REPO / "config" / "variants.yaml").read_text())["variants"]
-    names = {"figures": ["table2"], "all": list(tables)}.get(target, [Path(target).stem])
+    names = {"figures": ["table2"], "diagnostics": ["table2"], "all": list(tables)}.get(target, [Path(target).stem])
     chosen = {r["variant"] for t in names for r in tables[t]["rows"]}
     if target in ("figures", "all"):
         chosen |= {"MA", "MA* + Ours"}  # the timeline and t-SNE figures' two methods
@@ -101,7 +102,7 @@ def expected(target: str, seeds: int, synthetic: bool = True) -> dict[str, int]:
     counts = {"pack": 1, "train": n * seeds, "evaluate": n * seeds}
     if synthetic:
         counts["synthesize"] = 1
-    if refined:
+    if refined or target in ("diagnostics", "all"):   # diagnose reads every seed's refine summary
         counts["refine"] = seeds
     if profiles:
         counts["profile"] = profiles
@@ -109,13 +110,16 @@ def expected(target: str, seeds: int, synthetic: bool = True) -> dict[str, int]:
         counts.update(table=1, resolve_config=1)
     if target == "figures":
         counts.update(figure=3, figures=1)
+    if target == "diagnostics":
+        counts.update(diagnose=1, diagnostics=1)
     if target == "all":
-        counts.update(table=4, resolve_config=1, figure=3, all=1)
+        counts.update(table=4, resolve_config=1, figure=3, diagnose=1, all=1)
     counts["total"] = sum(counts.values())
     return counts
 
 
-TARGETS = ["results/table1.md", "results/table2.md", "results/table3.md", "results/table4.md", "figures", "all"]
+TARGETS = ["results/table1.md", "results/table2.md", "results/table3.md", "results/table4.md", "figures",
+           "diagnostics", "all"]
 
 
 @pytest.mark.parametrize("target", TARGETS)

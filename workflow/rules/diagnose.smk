@@ -4,20 +4,36 @@
 # The files of results/diagnostics/, all in the HTML report (captions: workflow/report/diagnostic.rst).
 DIAGNOSTICS = ["per_class_f.csv", "per_class_diff.png", "leak.csv", "leak.png", "cooccurrence.csv",
                "cooccurrence_matrices.csv", "cooccurrence.png", "refinement.csv", "refinement.png"]
+DIAGNOSTICS_DIR = os.path.join(paths.RESULTS, "diagnostics")
+DIAGNOSTICS_FILES = [os.path.join(DIAGNOSTICS_DIR, name) for name in DIAGNOSTICS]  # rule all asks for them too
+DIAGNOSED_TABLE = "table2"
+
+
+localrules:
+    diagnostics,
+
+
+rule diagnostics:
+    """The diagnostics of Table 2's rows: `snakemake diagnostics`."""
+    input:
+        DIAGNOSTICS_FILES,
 
 
 rule diagnose:
     """Per-class scores, modality leak, co-occurrence and label quality of Table 2's rows (mean over seeds)."""
     input:
         predictions=[
-            str(paths.predictions_npz(paths.run_dir(n, s), "test")) for n in table_variants("table2") for s in SEEDS
+            str(paths.predictions_npz(paths.run_dir(n, s), "test"))
+            for n in table_variants(DIAGNOSED_TABLE)
+            for s in SEEDS
         ],
         refine=[str(paths.refine_summary(s)) for s in SEEDS],
         tables=TABLES_FILE,
+        manifest=MANIFEST,
     output:
         **{
             name.replace(".", "_"): report(
-                f"results/diagnostics/{name}",
+                os.path.join(DIAGNOSTICS_DIR, name),
                 caption="../report/diagnostic.rst",
                 category="Diagnostics",
                 labels={"diagnostic": name},
@@ -26,13 +42,17 @@ rule diagnose:
         },
     params:
         seeds=" ".join(map(str, SEEDS)),
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+        results=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),  # RESULTS/diagnostics/X
+        data=lambda wildcards, input: os.path.dirname(input.manifest),
     log:
-        "results/logs/diagnose/table2.log",
+        str(paths.log_file("diagnose", DIAGNOSED_TABLE)),
     benchmark:
-        "results/benchmarks/diagnose/table2.tsv"
+        str(paths.benchmark_file("diagnose", DIAGNOSED_TABLE))
     localrule: True
     conda:
         "../envs/avvp.yaml"
     shell:
-        "avvp diagnose --results results --tables {input.tables:q} --table table2 --seeds {params.seeds}"
-        " --out results/diagnostics > {log} 2>&1"
+        "avvp diagnose --results {params.results:q} --tables {input.tables:q} --table "
+        + DIAGNOSED_TABLE
+        + " --data {params.data:q} --seeds {params.seeds} --out {params.out:q} > {log} 2>&1"
