@@ -20,16 +20,28 @@ from avvp.io import load_torch, write_json, write_npz
 
 
 def autocast(precision: str, device: str):
-    """bf16 autocast for the forward pass (AVX512-BF16/AMX on CPUs, tensor cores on GPUs); fp32 is a no-op."""
+    """bf16 autocast for the forward pass (AVX512-BF16/AMX on CPUs, tensor cores on GPUs); fp32 is a no-op.
+
+    On CUDA the cast-weight cache is off: a training step may be captured as a CUDA graph (avvp.graphs), and
+    torch.cuda.graph needs autocast's cache off (a cached cast made at capture would be freed and reused).
+    The cache only saves re-casting a weight used twice in one forward; what that costs: not measured.
+    """
     if precision == "bf16":
-        return torch.autocast(device_type=device, dtype=torch.bfloat16)
+        device_type = torch.device(device).type
+        return torch.autocast(device_type=device_type, dtype=torch.bfloat16, cache_enabled=device_type != "cuda")
     return contextlib.nullcontext()
 
 
 @torch.no_grad()
-def predict(model, split: dataset.Split, device: str = "cpu", precision: str = "fp32", batch: int = 512) -> dict:
-    """Model outputs over a whole split, as numpy arrays (probabilities and time-pooled features)."""
+def predict(model, split: dataset.Split, device: str = "cpu", precision: str = "fp32",
+            batch: int | None = None) -> dict:
+    """Model outputs over a whole split, as numpy arrays (probabilities and time-pooled features).
+
+    `batch` videos per forward: by default 512 on CPU (as ever: CPU numbers stay as they were) and 4096 on
+    CUDA, where a forward is launch-bound and LLP's validation split (649) is one pass.
+    """
     model.eval()
+    batch = batch or (4096 if torch.device(device).type == "cuda" else 512)
     keep = ("global_prob", "a_prob", "v_prob", "frame_prob")
     parts: dict[str, list] = {k: [] for k in keep + ("pooled_audio", "pooled_visual")}
     for start in range(0, len(split), batch):

@@ -25,7 +25,7 @@ from avvp.errors import AvvpError
 from avvp.evaluate import predict
 from avvp.io import write_json, write_npz
 from avvp.paths import MA_STEP1_EPOCHS
-from avvp.train import Job, fit
+from avvp.train import Job, fit, graphs_arg
 
 
 def step1_job(seed: int, epochs: int | None, device: str, precision: str, data_sha256: str = "") -> Job:
@@ -139,8 +139,9 @@ def run(args) -> None:
     out = Path(args.out)
     train = dataset.load_split(args.data, "train")
     job = step1_job(args.seed, args.epochs, args.device, args.precision, dataset.manifest_sha256(args.data))
-    model, _ = fit(job, train.to(args.device), train.labels, train.labels, None, out / "step1")
-    train.to("cpu")
+    model, _ = fit(job, train.to(args.device), train.labels, train.labels, None, out / "step1",
+                   graphs=graphs_arg(args, job))
+    train.to("cpu")  # step 2 indexes swapped copies on the host; predict moves each batch to the device
     model = model.to(args.device)
     errors = threshold_errors(model, train, args.device, args.precision)
     thresholds: dict = {}

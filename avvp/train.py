@@ -25,6 +25,7 @@ from avvp import losses, variants
 from avvp.data import dataset
 from avvp.errors import AvvpError
 from avvp.evaluate import autocast, score_split
+from avvp.graphs import StepRunner, capturable_adam, deterministic, lr_to_device
 from avvp.io import git_commit, load_torch, save_torch, sha256_file, write_json, write_text
 from avvp.losses import Batch
 from avvp.models import build
@@ -143,21 +144,42 @@ def train_step(model, optim, job: Job, batch: Batch, epoch: int, gen: torch.Gene
     return terms
 
 
-def train_epoch(model, optim, job: Job, train: dataset.Split, y_a, y_v, epoch: int, gen) -> dict:
-    """One pass over the shuffled training videos; the epoch's log row (epoch, learning rate, mean losses)."""
+def phase_key(job: Job, epoch: int) -> tuple:
+    """Every Python-level choice batch_loss makes from the epoch (visual smoothing on or off, the extra losses in
+    force): a captured CUDA graph freezes them, so StepRunner keeps one graph per key (and per batch shape)."""
+    smoothing = job.recipe["visual_smoothing"]
+    smooth = smoothing == "always" or (smoothing == "first2" and epoch < 2)  # as in `targets`
+    return smooth, tuple(name for name, _, _ in losses.active_extras(job.losses, job.recipe, epoch))
+
+
+def train_epoch(model, optim, job: Job, train: dataset.Split, y_a, y_v, epoch: int, gen,
+                runner: StepRunner | None = None) -> dict:
+    """One pass over the shuffled training videos; the epoch's log row (epoch, learning rate, mean losses).
+
+    Steps run through `runner` (a CUDA graph per phase and batch shape, or graph-shaped, or eager); without
+    one, eagerly. The data stay on their device: the order is copied there once an epoch and batches are
+    indexed there; the loss terms are summed there and read once, at the end.
+    """
     model.train()
     n = len(train)
-    order = torch.randperm(n, generator=gen)
+    # Drawn by the host generator on every device (the same order on CPU and GPU), then one copy an epoch.
+    order = torch.randperm(n, generator=gen).to(train.audio.device)
+    runner = runner or StepRunner(model, optim, mode="eager")
+    key = phase_key(job, epoch)
+
+    def step(tensors) -> dict:
+        return train_step(model, optim, job, Batch(*tensors), epoch, gen)
+
     sums: dict[str, torch.Tensor] = {}
     steps = 0
     for start in range(0, n, job.recipe["batch"]):
         idx = order[start:start + job.recipe["batch"]]
-        batch = Batch(*(t[idx].to(job.device) for t in (train.audio, train.visual, train.motion, train.labels,
-                                                         y_a, y_v)))
-        for k, term in train_step(model, optim, job, batch, epoch, gen).items():
+        batch = tuple(t[idx].to(job.device) for t in (train.audio, train.visual, train.motion, train.labels,
+                                                       y_a, y_v))
+        for k, term in runner(step, batch, key).items():  # a graph's terms are overwritten by its next replay
             sums[k] = sums[k] + term if k in sums else term
         steps += 1
-    row = {"epoch": epoch + 1, "lr": optim.param_groups[0]["lr"]}  # the rate this epoch trained with
+    row = {"epoch": epoch + 1, "lr": float(optim.param_groups[0]["lr"])}  # the rate this epoch trained with
     row.update({f"loss_{k}": total.item() / steps for k, total in sums.items()})
     return row
 
@@ -207,6 +229,8 @@ def resume_or_start(job: Job, out: Path, model, optim, sched, gen, quiet: bool) 
     sched.load_state_dict(ckpt["sched"])
     gen.set_state(ckpt["gen"])
     torch.set_rng_state(ckpt["torch_rng"])
+    if ckpt.get("cuda_rng") is not None:  # dropout (and any device RNG) on a GPU resumes where it stopped
+        torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
     state = TrainState(**ckpt["state"])
     if not quiet and state.epoch < job.epochs:
         print(f"resuming {job.variant} seed {job.seed} after epoch {state.epoch}", flush=True)
@@ -219,7 +243,8 @@ def checkpoint(out: Path, job: Job, model, optim, sched, gen, state: TrainState,
         save_torch(out / "best.pt", model.state_dict())
     save_torch(out / "last.pt", {"job": job.key(), "model": model.state_dict(), "optim": optim.state_dict(),
                                  "sched": sched.state_dict(), "gen": gen.get_state(),
-                                 "torch_rng": torch.get_rng_state(), "state": asdict(state)})
+                                 "torch_rng": torch.get_rng_state(), "state": asdict(state),
+                                 "cuda_rng": torch.cuda.get_rng_state_all() if _on_cuda(job) else None})
     write_text(out / "log.csv", _log_csv(state.log))
 
 
@@ -237,23 +262,46 @@ def _progress_line(row: dict) -> str:
                     if not k.startswith(("val_event", "test_event")) or k.endswith("type_av"))
 
 
+def _on_cuda(job: Job) -> bool:
+    return torch.device(job.device).type == "cuda"
+
+
+def optimiser(job: Job, model):
+    """Fused Adam (one kernel for all parameters) and HAN's StepLR. On CUDA the learning rate is a device
+    tensor (`capturable_adam`), so a captured step reads the rate StepLR writes; CPU keeps a float."""
+    if _on_cuda(job):
+        optim = capturable_adam(model.parameters(), job.recipe["lr"], job.device)
+    else:
+        optim = torch.optim.Adam(model.parameters(), lr=job.recipe["lr"], fused=True)
+    return optim, torch.optim.lr_scheduler.StepLR(optim, step_size=job.recipe["step_size"],
+                                                  gamma=job.recipe["gamma"])
+
+
 def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | None, out: Path,
-        quiet: bool = False):
+        quiet: bool = False, graphs: bool | None = None):
     """Train `job` on `train`, resuming from out/last.pt when it exists; returns the selected model and state.
 
     `y_a`, `y_v` are the audio and visual label sources (the weak labels, or MA's refined labels).
     `select_split` is scored every epoch (validation; the test split under the released protocol); with
     `job.select == "last"` the last epoch is kept and no split is needed.
+    `graphs`: each training step as a CUDA graph (avvp.graphs; on CPU the same static-buffer path runs without
+    capture); None = on for CUDA, off (the plain eager step) on CPU. Both compute the same function.
     """
     if job.select != "last" and select_split is None:
         raise AvvpError(f"{job.variant}: selecting by '{job.select}' needs a split to score (none given)")
     out.mkdir(parents=True, exist_ok=True)
+    if _on_cuda(job):
+        deterministic()  # same seed, same GPU: same metrics (before the first cuBLAS call; its cost: not measured)
     torch.manual_seed(job.seed)
     model = build(job.spec).to(job.device)
-    optim = torch.optim.Adam(model.parameters(), lr=job.recipe["lr"], fused=True)  # one kernel for all params
-    sched = torch.optim.lr_scheduler.StepLR(optim, step_size=job.recipe["step_size"], gamma=job.recipe["gamma"])
+    optim, sched = optimiser(job, model)
     gen = torch.Generator().manual_seed(job.seed)
     state = resume_or_start(job, out, model, optim, sched, gen, quiet)
+    if _on_cuda(job):
+        lr_to_device(optim, job.device)  # a resumed optimiser holds the saved lr; graphs need a device tensor
+    use_graphs = _on_cuda(job) if graphs is None else graphs
+    # Built after the resume: warm-up and capture see the restored weights, optimiser state and RNGs.
+    runner = StepRunner(model, optim, mode="graph" if use_graphs else "eager", max_graphs=8, generators=[gen])
 
     patience = PATIENCE.get(job.select)
     bar = tqdm(range(state.epoch, job.epochs), initial=state.epoch, total=job.epochs,
@@ -262,7 +310,7 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
         if patience is not None and state.bad_epochs >= patience:
             break
         t0 = time.perf_counter()
-        row = train_epoch(model, optim, job, train, y_a, y_v, epoch, gen)
+        row = train_epoch(model, optim, job, train, y_a, y_v, epoch, gen, runner)
         sched.step()
         row["train_seconds"] = round(time.perf_counter() - t0, 3)
         improved = select(model, job, select_split, state, row)
@@ -289,6 +337,12 @@ def label_sources(row: Variant, train: dataset.Split, refined: str | None, data:
     return dataset.load_refined(refined, train)
 
 
+def graphs_arg(args, job: Job) -> bool:
+    """--graphs on|off; absent: on for CUDA, off on CPU (where the eager step is the reference)."""
+    graphs = getattr(args, "graphs", None)
+    return _on_cuda(job) if graphs is None else graphs == "on"
+
+
 def run(args) -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise AvvpError("--device cuda: no CUDA device is visible to torch")
@@ -313,10 +367,12 @@ def run(args) -> None:
     write_json(out / "run.json", {**job.key(), "slug": row.slug, "requested_seed": args.seed,
                                   "protocol": args.protocol, "refined": args.refined,
                                   "data": str(Path(args.data).resolve()),
-                                  "data_manifest_sha256": job.inputs["data"], "git_commit": git_commit()})
+                                  "data_manifest_sha256": job.inputs["data"], "git_commit": git_commit(),
+                                  "cuda_graphs": graphs_arg(args, job)})
     t0 = time.perf_counter()
     train.to(args.device), select_split.to(args.device)
-    _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out)
+    _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out,
+                   graphs=graphs_arg(args, job))
     best = state.best
     write_json(done, {"selected_epoch": best["epoch"], "selected_by": best["metric"], "selected": best["scores"],
                       "epochs_run": state.epoch,

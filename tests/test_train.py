@@ -302,3 +302,80 @@ def test_fit_selecting_without_a_split_is_an_avvp_error(tmp_path):
     with pytest.raises(AvvpError, match="needs a split"):
         fit(job, None, None, None, None, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+# --- the step runner (avvp/graphs.py) inside fit: graph-shaped on CPU, the function of the eager step -----------
+from avvp import train as train_module  # noqa: E402
+from avvp.data import dataset  # noqa: E402
+from avvp.graphs import StepRunner  # noqa: E402
+
+
+def fit_tiny(packed, out, row_name, graphs, monkeypatch, n=50, epochs=3, **recipe):
+    """fit on the first `n` training videos (batch 16: a partial last batch of 2) with `recipe` overrides;
+    returns the model, the state and the step runners fit built."""
+    runners = []
+
+    class Recording(StepRunner):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            runners.append(self)
+
+    monkeypatch.setattr(train_module, "StepRunner", Recording)
+    row = variants.get(row_name)
+    row = dataclasses.replace(row, recipe={**row.recipe, "batch": 16, **recipe})
+    job = Job.of(row, seed=5, epochs=epochs)
+    full = dataset.load_split(packed, "train")
+    part = dataset.Split(name="train", filenames=full.filenames[:n], audio=full.audio[:n], visual=full.visual[:n],
+                         motion=full.motion[:n], labels=full.labels[:n])
+    model, state = fit(job, part, part.labels, part.labels, dataset.load_split(packed, "val"), out, quiet=True,
+                       graphs=graphs)
+    return model, state, runners
+
+
+def without_times(log):
+    return [{k: v for k, v in row.items() if "seconds" not in k} for row in log]
+
+
+@pytest.mark.parametrize("row_name, recipe, keys", [
+    ("HAN", {}, {(True, ())}),
+    # CM-S from epoch 2: its doubled batch (and "+ Ours"'s smoothing in epochs 1-2 only) are phases of their own.
+    ("HAN + CM-S", {"cms": {"weight": 0.85, "tau": 1.0, "start_epoch": 2}},
+     {(True, ()), (True, ("cms",)), (False, ("cms",))}),
+])
+def test_graph_shaped_fit_gives_the_eager_metrics(packed_tiny, tmp_path, monkeypatch, row_name, recipe, keys):
+    torch.set_num_threads(1)
+    m_eager, s_eager, r_eager = fit_tiny(packed_tiny, tmp_path / "eager", row_name, False, monkeypatch, **recipe)
+    m_graph, s_graph, r_graph = fit_tiny(packed_tiny, tmp_path / "graph", row_name, True, monkeypatch, **recipe)
+    assert [r.mode for r in r_eager] == ["eager"] and [r.mode for r in r_graph] == ["graph"]
+    # One static-buffer entry per phase and batch shape (16 videos, and the last 2).
+    entries = r_graph[0].entries
+    assert {key for key, _ in entries} == keys and {shapes[0][0][0] for _, shapes in entries} == {16, 2}
+    assert len(entries) == 2 * len(keys)
+    assert without_times(s_graph.log) == without_times(s_eager.log)  # losses, lr and val scores, every epoch
+    assert s_graph.best == s_eager.best
+    assert all(torch.equal(a, b) for a, b in zip(m_graph.state_dict().values(), m_eager.state_dict().values()))
+    assert all(isinstance(row["lr"], float) for row in s_graph.log)
+
+
+def test_killed_graph_shaped_run_resumes_to_the_eager_result(packed_tiny, tmp_path):
+    """SIGKILL a `--graphs on` run after its first checkpoint and resume it: the metrics and weights of an
+    uninterrupted eager run (the runner is rebuilt after the resume; CM-S from epoch 3 on)."""
+    args = ["--variant", "HAN + CM-S", "--seed", "2", "--data", str(packed_tiny), "--epochs", "4", "--threads", "1"]
+    assert main(["train", *args, "--out", str(tmp_path / "whole"), "--graphs", "off"]) == 0
+    cut = tmp_path / "cut"
+    cmd = [sys.executable, "-m", "avvp", "train", *args, "--out", str(cut), "--graphs", "on"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while not (cut / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "resuming" in res.stdout
+    whole, resumed = (json.loads((tmp_path / r / "done.json").read_text()) for r in ("whole", "cut"))
+    assert resumed["selected"] == whole["selected"] and resumed["selected_epoch"] == whole["selected_epoch"]
+    assert json.loads((cut / "run.json").read_text())["cuda_graphs"] is True
+    wa, wb = torch.load(tmp_path / "whole" / "best.pt"), torch.load(cut / "best.pt")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
