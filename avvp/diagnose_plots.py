@@ -43,9 +43,10 @@ def diff_figure(per_class: pd.DataFrame, bases: dict, labels: dict, out: Path) -
         ax.set_yticks(range(len(names)), [f"{labels[n]} - {labels[bases[n]]}" for n in names], fontsize=7)
         ax.set_xticks(range(len(CLASSES)), CLASSES if p == panels[-1] else [], rotation=70, ha="right", fontsize=7)
         ax.set_title(f"{MODALITY_NAMES[p[1]]}, {p[0]} level", fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01, label="ΔF (points)")
+        # one label for all: repeated on every thin panel, the labels overlap
+        fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01, label="ΔF (points)" if p == panels[0] else None)
     fig.suptitle("Per-class F of each row minus its base row's (test split, mean over seeds); "
-                 "grey: class never active", fontsize=10)
+                 "blue: better, red: worse, grey: class never active", fontsize=10)
     fig.tight_layout()
     save(fig, out)
 
