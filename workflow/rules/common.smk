@@ -154,6 +154,10 @@ def quoted(names):
 CUDA = config["device"] == "cuda"
 # `gpu` is what the SLURM executor turns into --gpus; locally it limits concurrent GPU jobs (profiles/default).
 GPUS = config["slurm"]["gpus_per_job"] if CUDA else 0
+# CUDA jobs: K jobs per GPU for avvp/slots.py (AVVP_GPU_SLOTS, ignored under SLURM) and the graphed-step switch. In
+# the shell command, not in `params`: neither changes a result, so changing them must not retrain anything.
+GPU_ENV = f"AVVP_GPU_SLOTS={config['gpu_slots']} " if CUDA else ""
+GRAPHS_ARG = f" --graphs {'on' if config['cuda_graphs'] else 'off'}" if CUDA else ""
 # Partition and account of every SLURM job, from the config; absent keys leave the cluster's defaults.
 SLURM = {f"slurm_{key}": config["slurm"][key] for key in ("partition", "account") if config["slurm"][key]}
 

@@ -30,8 +30,8 @@ rule refine:
     conda:
         "../envs/avvp.yaml"
     shell:
-        "avvp refine --data {params.data:q} --seed {wildcards.seed} --out {params.out:q} {params.epochs}"
-        " --device {params.device} --precision {params.precision} --threads {threads} > {log} 2>&1"
+        GPU_ENV + "avvp refine --data {params.data:q} --seed {wildcards.seed} --out {params.out:q} {params.epochs}"
+        " --device {params.device} --precision {params.precision}" + GRAPHS_ARG + " --threads {threads} > {log} 2>&1"
 
 
 rule train:
@@ -66,10 +66,10 @@ rule train:
     conda:
         "../envs/avvp.yaml"
     shell:
-        "avvp train --variant {params.variant:q} --seed {wildcards.seed} --data {params.data:q}"
+        GPU_ENV + "avvp train --variant {params.variant:q} --seed {wildcards.seed} --data {params.data:q}"
         " --out {params.out:q} {params.refined} {params.epochs} {params.lr_scale} --device {params.device}"
         " --precision {params.precision} --protocol {params.protocol} --variants-file {params.variants:q}"
-        " --threads {threads} > {log} 2>&1"
+        + GRAPHS_ARG + " --threads {threads} > {log} 2>&1"
 
 
 rule evaluate:
@@ -101,5 +101,5 @@ rule evaluate:
     conda:
         "../envs/avvp.yaml"
     shell:
-        "avvp evaluate --run {params.run:q} --split {wildcards.split} --data {params.data:q} --out {params.out:q}"
+        GPU_ENV + "avvp evaluate --run {params.run:q} --split {wildcards.split} --data {params.data:q} --out {params.out:q}"
         " --device {params.device} --threads {threads} > {log} 2>&1"
