@@ -3,12 +3,11 @@
     python bench/bench_gpu.py            # on a GPU machine: the whole table in one call (budget: under 10 minutes)
     python bench/bench_gpu.py --smoke    # on a CPU: tiny sizes, 1 epoch, no CUDA-only parts (is it broken?)
 
-Needs only torch, numpy, pyyaml and this package's pure-Python modules (models, losses, graphs, variants): no
-Snakemake, pandas or thop. Training speed does not depend on feature values, so the `full` preset's split sizes
+Needs only torch, numpy, pyyaml, tqdm and this package's pure-Python modules: no Snakemake, pandas or thop. Training speed does not depend on feature values, so the `full` preset's split sizes
 (10,000 training, 649 validation videos) are filled with random tensors of the real shapes, made on the device.
-An epoch is every training step plus the validation forward pass in one batch, synchronised before the clock
-stops. The step is avvp's loss (MMIL BCE, + CM-S with its batch doubled, as from CM-S's start epoch) under
-avvp.graphs.StepRunner. Throughput: K worker processes train HAN at once on the GPU; runs per hour are
+An epoch is what `avvp train` runs: avvp.train.train_epoch (the row's own loss, with its phases: HAN's
+smoothing, CM-S's doubled batch from its start epoch) through avvp.graphs.StepRunner, then avvp.evaluate.score_split
+on the validation split (forward in large batches, the LLP metrics on the host), synchronised before the clock stops. Throughput: K worker processes train HAN at once on the GPU; runs per hour are
 extrapolated from their epochs to 40. Prints a Markdown table; also writes it to $OUT/bench_gpu.md when OUT is set.
 """
 
@@ -24,9 +23,14 @@ from pathlib import Path
 
 import torch
 
-from avvp import losses, variants
-from avvp.graphs import StepRunner, capturable_adam, make_step
+import numpy as np
+
+from avvp import variants
+from avvp.data.dataset import Split
+from avvp.evaluate import score_split
+from avvp.graphs import StepRunner
 from avvp.models import build
+from avvp.train import Job, optimiser, train_epoch
 
 FULL = {"train": 10000, "val": 649}   # avvp/data/synth.py SIZES["full"] (not imported: it needs pandas)
 SMOKE = {"train": 40, "val": 12}
@@ -41,27 +45,13 @@ def random_data(n: int, device: str, seed: int) -> list[torch.Tensor]:
             torch.randn(n, 10, 512, generator=g, device=device).abs(), y]
 
 
-def loss_fn_for(row, precision: str, device: str, cms_on: bool):
-    """avvp's training loss for `row` in a CM-S phase; the permutation is device RNG, so a graph can replay it."""
-    def loss_fn(model, batch):
-        audio, visual, motion, y = batch
-        n = y.shape[0]
-        y_a = y_v = y
-        if cms_on:
-            perm = torch.rand(n, device=audio.device).argsort()
-            audio, visual, motion = torch.cat([audio, audio[perm]]), torch.cat([visual, visual]), torch.cat([motion, motion])
-            y_a, y_v = torch.cat([y, y[perm]]), torch.cat([y, y])
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False):
-            out = model(audio, visual, motion)
-        out = {k: v.float() for k, v in out.items()}
-        first = {k: v[:n] for k, v in out.items()}
-        loss = losses.mmil_bce(first, y, 0.9 * y + 0.05, y)
-        if cms_on:
-            att, cfg = out["frame_att_logit"], row.recipe["cms"]
-            loss = loss + cfg["weight"] * losses.cms_loss(out["x_a"], out["x_v"], att[:, :, 0], att[:, :, 1],
-                                                          y_a, y_v, cfg["tau"])
-        return loss, {"loss": loss.detach()}
-    return loss_fn
+def random_split(name: str, n: int, device: str, seed: int) -> Split:
+    """A split of `n` random videos of the real shapes on `device`, with random dense annotations to score."""
+    audio, visual, motion, y = random_data(n, device, seed)
+    rng = np.random.default_rng(seed)
+    gt = {k: (rng.random((n, 25, 10)) < 0.05).astype(np.uint8) for k in ("gt_audio", "gt_visual")}
+    return Split(name=name, filenames=[f"v{i}" for i in range(n)], audio=audio, visual=visual, motion=motion,
+                 labels=y, **gt)
 
 
 def sync(device: str) -> None:
@@ -70,35 +60,32 @@ def sync(device: str) -> None:
 
 
 def train(name: str, mode: str, precision: str, device: str, sizes: dict, epochs: int) -> dict:
-    """Seconds of each epoch (training + validation) of row `name`, and the peak GPU memory."""
+    """Seconds of each epoch (training + validation) of row `name` on avvp's own training path, peak GPU memory.
+
+    Epochs are counted from the row's CM-S start epoch on (when it has one), so every timed epoch runs the
+    doubled batch; HAN's phases do not change.
+    """
     row = variants.get(name)
+    job = Job.of(row, seed=0, epochs=epochs, precision=precision, device=device)
     torch.manual_seed(0)
-    model = build(row.model).to(device)
-    optim = capturable_adam(model.parameters(), row.recipe["lr"], device)
-    sched = torch.optim.lr_scheduler.StepLR(optim, step_size=row.recipe["step_size"], gamma=row.recipe["gamma"])
-    data, val = random_data(sizes["train"], device, 0), random_data(sizes["val"], device, 1)
-    runner = StepRunner(model, optim, mode=mode)
-    cms_on = "cms" in row.losses
-    step = make_step(model, optim, loss_fn_for(row, precision, device, cms_on))
-    batch, n, secs = row.recipe["batch"], sizes["train"], []
+    model = build(job.spec).to(device)
+    optim, sched = optimiser(job, model)
+    gen = torch.Generator().manual_seed(0)
+    train_split, val = random_split("train", sizes["train"], device, 0), random_split("val", sizes["val"], device, 1)
+    runner = StepRunner(model, optim, mode=mode, max_graphs=8, generators=[gen])
+    first = job.recipe["cms"].get("start_epoch", 1) - 1 if "cms" in job.losses else 0
+    secs = []
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    for _ in range(epochs):
+    for epoch in range(first, first + epochs):
         sync(device)
         t0 = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, device=device)
-        total = torch.zeros((), device=device)
-        for start in range(0, n, batch):
-            idx = order[start:start + batch]
-            total += runner(step, [t[idx] for t in data], key=cms_on)["loss"]
+        log = train_epoch(model, optim, job, train_split, train_split.labels, train_split.labels, epoch, gen, runner)
         sched.step()
-        model.eval()
-        with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            probs = model(*val[:3])["frame_prob"].float().cpu()  # the metrics read it on the host
+        scores = score_split(model, val, job.gating, device, precision)
         sync(device)
         secs.append(time.perf_counter() - t0)
-        assert torch.isfinite(total).item() and probs.shape[0] == sizes["val"]
+        assert np.isfinite(log["loss_bce"]) and "type_av" in scores["segment"]
     peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
     return {"row": name, "mode": mode, "precision": precision, "seconds": secs, "peak_mb": peak}
 
