@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from avvp import losses, variants
+from avvp import losses, paths, variants
 from avvp.data import dataset
 from avvp.errors import AvvpError
 from avvp.evaluate import autocast, score_split
@@ -214,7 +214,7 @@ def select(model, job: Job, split: dataset.Split | None, state: TrainState, row:
 def resume_or_start(job: Job, out: Path, model, optim, sched, gen, quiet: bool) -> TrainState:
     """The state after the last finished epoch of out/last.pt, restored into the given objects; a fresh
     state when there is none, or when it belongs to other settings or inputs (moved aside, not deleted)."""
-    last = out / "last.pt"
+    last = paths.last_pt(out)
     ckpt = load_torch(last, weights_only=False, remedy=RESUME_REMEDY) if last.exists() else None
     if ckpt is not None and ckpt.get("job") != job.key():
         stale = out / "last.stale.pt"
@@ -240,12 +240,12 @@ def resume_or_start(job: Job, out: Path, model, optim, sched, gen, quiet: bool) 
 def checkpoint(out: Path, job: Job, model, optim, sched, gen, state: TrainState, improved: bool) -> None:
     """best.pt first, then last.pt: a kill between the two redoes this epoch identically on resume."""
     if improved:
-        save_torch(out / "best.pt", model.state_dict())
-    save_torch(out / "last.pt", {"job": job.key(), "model": model.state_dict(), "optim": optim.state_dict(),
-                                 "sched": sched.state_dict(), "gen": gen.get_state(),
-                                 "torch_rng": torch.get_rng_state(), "state": asdict(state),
-                                 "cuda_rng": torch.cuda.get_rng_state_all() if _on_cuda(job) else None})
-    write_text(out / "log.csv", _log_csv(state.log))
+        save_torch(paths.best_pt(out), model.state_dict())
+    save_torch(paths.last_pt(out), {"job": job.key(), "model": model.state_dict(), "optim": optim.state_dict(),
+                                    "sched": sched.state_dict(), "gen": gen.get_state(),
+                                    "torch_rng": torch.get_rng_state(), "state": asdict(state),
+                                    "cuda_rng": torch.cuda.get_rng_state_all() if _on_cuda(job) else None})
+    write_text(paths.log_csv(out), _log_csv(state.log))
 
 
 def _log_csv(rows: list[dict]) -> str:
@@ -321,7 +321,7 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
         if not quiet:
             tqdm.write(_progress_line(row))
     bar.close()
-    model.load_state_dict(load_torch(out / "best.pt", map_location=job.device, remedy=RESUME_REMEDY))
+    model.load_state_dict(load_torch(paths.best_pt(out), map_location=job.device, remedy=RESUME_REMEDY))
     model.eval()
     return model, state
 
@@ -359,12 +359,12 @@ def run(args) -> None:
     select_split = dataset.load_split(args.data, "test" if args.protocol == "released" else "val")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    done = out / "done.json"
+    done = paths.done_json(out)
     if done.exists() and json.loads(done.read_text()).get("job") == job.key():
         print(f"{out}: already trained (done.json); nothing to do")
         return
     # What only this run knows, beside the job's key.
-    write_json(out / "run.json", {**job.key(), "slug": row.slug, "requested_seed": args.seed,
+    write_json(paths.run_json(out), {**job.key(), "slug": row.slug, "requested_seed": args.seed,
                                   "protocol": args.protocol, "refined": args.refined,
                                   "data": str(Path(args.data).resolve()),
                                   "data_manifest_sha256": job.inputs["data"], "git_commit": git_commit(),
