@@ -125,11 +125,25 @@ def refine_dir(seed, results: str | Path = RESULTS) -> Path:
 
 
 def refined_labels(seed, results: str | Path = RESULTS) -> Path:
-    return refine_dir(seed, results) / "refined_labels.npz"
+    return refined_labels_file(refine_dir(seed, results))
 
 
 def refine_summary(seed, results: str | Path = RESULTS) -> Path:
-    return refine_dir(seed, results) / "summary.json"
+    return refine_summary_file(refine_dir(seed, results))
+
+
+# `avvp refine --out` may be any folder; these name its files (the workflow's is refine_dir).
+def refined_labels_file(out: str | Path) -> Path:
+    return Path(out) / "refined_labels.npz"
+
+
+def refine_summary_file(out: str | Path) -> Path:
+    return Path(out) / "summary.json"
+
+
+def step1_folder(out: str | Path) -> Path:
+    """MA's step-1 training run inside a refine folder (a run folder: last.pt, best.pt, log.csv)."""
+    return Path(out) / "step1"
 
 
 # --- reports --------------------------------------------------------------------------------------------------

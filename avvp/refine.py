@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avvp import label_quality, variants
+from avvp import label_quality, paths, variants
 from avvp.constants import CLASSES, NUM_CLASSES
 from avvp.data import dataset
 from avvp.errors import AvvpError
@@ -139,7 +139,7 @@ def run(args) -> None:
     out = Path(args.out)
     train = dataset.load_split(args.data, "train")
     job = step1_job(args.seed, args.epochs, args.device, args.precision, dataset.manifest_sha256(args.data))
-    model, _ = fit(job, train.to(args.device), train.labels, train.labels, None, out / "step1",
+    model, _ = fit(job, train.to(args.device), train.labels, train.labels, None, paths.step1_folder(out),
                    graphs=graphs_arg(args, job))
     train.to("cpu")  # step 2 indexes swapped copies on the host; predict moves each batch to the device
     model = model.to(args.device)
@@ -159,7 +159,7 @@ def run(args) -> None:
     # label quality that real LLP can measure.
     info["against_annotations"] = label_quality.against_annotations(refine_labels, model, args.data, args.seed,
                                                                     errors, args.device, args.precision)
-    write_json(out / "summary.json", info)
+    write_json(paths.refine_summary_file(out), info)
     # refined_labels.npz last: it is the rule's completion marker
-    write_npz(out / "refined_labels.npz", filenames=np.array(train.filenames), audio=audio, visual=visual)
+    write_npz(paths.refined_labels_file(out), filenames=np.array(train.filenames), audio=audio, visual=visual)
     print(json.dumps({k: info[k] for k in ("removed",) + (("against_truth",) if "against_truth" in info else ())}))

@@ -21,6 +21,7 @@ from avvp.constants import FEATURES, FRAMES_PER_SEGMENT, NUM_SEGMENTS, SPLITS
 from avvp.data.llp import LLPAnnotations, LLPPaths, load_feature, read_annotations
 from avvp.errors import AvvpError
 from avvp.io import atomic_dir
+from avvp.paths import manifest_json
 
 FORMAT = 1
 BLOCK = 256          # videos between two re-openings of the output maps
@@ -110,7 +111,7 @@ def pack(paths: LLPPaths, out: Path, frames: bool = True) -> dict:
         if not folder.is_dir():
             raise AvvpError(f"{folder}: {kind} feature folder not found")
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
+    if out.exists() and any(out.iterdir()) and not manifest_json(out).exists():
         raise AvvpError(f"{out}: exists and is not a packed dataset; refusing to overwrite it")
     ann = read_annotations(paths)
     with atomic_dir(out) as tmp:
@@ -120,7 +121,7 @@ def pack(paths: LLPPaths, out: Path, frames: bool = True) -> dict:
             np.save(tmp / "train" / "true_audio.npy", ann.train_truth[0])
             np.save(tmp / "train" / "true_visual.npy", ann.train_truth[1])
         m = manifest(paths, ann, frames)
-        (tmp / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
+        manifest_json(tmp).write_text(json.dumps(m, indent=2) + "\n")
     return m
 
 
