@@ -149,12 +149,14 @@ def test_commands_quote_row_names_and_pass_the_config(wf):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout + proc.stderr
     # The refined labels of the same seed; refine's step 1 is 12/40 of the override, at least 1 epoch.
-    assert ("avvp refine --data data/packed/default-s0 --seed 1 --out results/refine/seed1 --epochs 1"
-            " --device cuda --precision bf16 --threads 2") in out
-    assert ("avvp train --variant 'MA* + Ours' --seed 1 --data data/packed/default-s0"
+    # CUDA jobs claim one of K slots per GPU (AVVP_GPU_SLOTS) and run the graphed step (--graphs on).
+    assert ("AVVP_GPU_SLOTS=1 avvp refine --data data/packed/default-s0 --seed 1 --out results/refine/seed1"
+            " --epochs 1 --device cuda --precision bf16 --graphs on --threads 2") in out
+    assert ("AVVP_GPU_SLOTS=1 avvp train --variant 'MA* + Ours' --seed 1 --data data/packed/default-s0"
             " --out results/runs/ma_star_ours/seed1 --refined results/refine/seed1/refined_labels.npz --epochs 4"
             " --lr-scale 4.0 --device cuda --precision bf16 --protocol default") in out
-    assert "avvp evaluate --run results/runs/ma_star_ours/seed1 --split test" in out
+    assert "--variants-file config/variants.yaml --graphs on --threads 2" in out
+    assert "AVVP_GPU_SLOTS=1 avvp evaluate --run results/runs/ma_star_ours/seed1 --split test" in out
     assert "gpu=1" in out                           # cuda jobs ask for a GPU
 
 
@@ -236,6 +238,7 @@ def test_schema_fills_defaults_and_accepts_the_shipped_config():
                        "annotation_version": "auto", "seeds": [0, 1, 2], "epochs": None,
                        "lr_scale": {"han": 1.0, "ours": 1.0}, "device": "cpu",
                        "precision": "fp32", "protocol": "default", "threads": 1,
+                       "gpu_slots": 1, "cuda_graphs": True,
                        "slurm": {"partition": None, "account": None, "gpus_per_job": 1}}
 
 
@@ -305,7 +308,7 @@ def test_llp_config_file_trains_the_papers_recipes_as_published(wf, llp_root):
                      targets=["results/table2.md"], config=[f"dataset={{kind: llp, path: {llp_root}}}", "seeds=[0]"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     train = [line for line in (proc.stdout + proc.stderr).splitlines() if "avvp train --variant" in line]
-    assert len(train) == 11
+    assert len(train) == yaml_rows("table2")[0]
     assert all("--precision fp32" in line and "--epochs" not in line and "--lr-scale" not in line for line in train)
 
 

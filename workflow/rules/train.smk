@@ -17,6 +17,8 @@ rule refine:
         epochs=refine_epochs_arg(),
         device=config["device"],
         precision=config["precision"],
+        gpu_env=GPU_ENV,
+        graphs=GRAPHS_ARG,
     log:
         str(paths.log_file("refine", "seed{seed}")),
     benchmark:
@@ -30,8 +32,8 @@ rule refine:
     conda:
         "../envs/avvp.yaml"
     shell:
-        GPU_ENV + "avvp refine --data {params.data:q} --seed {wildcards.seed} --out {params.out:q} {params.epochs}"
-        " --device {params.device} --precision {params.precision}" + GRAPHS_ARG + " --threads {threads} > {log} 2>&1"
+        "{params.gpu_env}avvp refine --data {params.data:q} --seed {wildcards.seed} --out {params.out:q} {params.epochs}"
+        " --device {params.device} --precision {params.precision}{params.graphs} --threads {threads} > {log} 2>&1"
 
 
 rule train:
@@ -53,6 +55,8 @@ rule train:
         precision=config["precision"],
         protocol=config["protocol"],
         variants=VARIANTS_FILE,
+        gpu_env=GPU_ENV,
+        graphs=GRAPHS_ARG,
     log:
         str(paths.log_file("train", "{slug}/seed{seed}")),
     benchmark:
@@ -66,10 +70,10 @@ rule train:
     conda:
         "../envs/avvp.yaml"
     shell:
-        GPU_ENV + "avvp train --variant {params.variant:q} --seed {wildcards.seed} --data {params.data:q}"
+        "{params.gpu_env}avvp train --variant {params.variant:q} --seed {wildcards.seed} --data {params.data:q}"
         " --out {params.out:q} {params.refined} {params.epochs} {params.lr_scale} --device {params.device}"
-        " --precision {params.precision} --protocol {params.protocol} --variants-file {params.variants:q}"
-        + GRAPHS_ARG + " --threads {threads} > {log} 2>&1"
+        " --precision {params.precision} --protocol {params.protocol} --variants-file {params.variants:q}{params.graphs}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule evaluate:
@@ -88,6 +92,7 @@ rule evaluate:
         data=lambda wildcards, input: os.path.dirname(input.manifest),
         out=lambda wildcards, output: os.path.dirname(output.metrics),
         device=config["device"],
+        gpu_env=GPU_ENV,
     log:
         str(paths.log_file("evaluate", "{slug}/seed{seed}-{split}")),
     benchmark:
@@ -101,5 +106,5 @@ rule evaluate:
     conda:
         "../envs/avvp.yaml"
     shell:
-        GPU_ENV + "avvp evaluate --run {params.run:q} --split {wildcards.split} --data {params.data:q} --out {params.out:q}"
+        "{params.gpu_env}avvp evaluate --run {params.run:q} --split {wildcards.split} --data {params.data:q} --out {params.out:q}"
         " --device {params.device} --threads {threads} > {log} 2>&1"
