@@ -28,7 +28,7 @@ import numpy as np
 from avvp import variants
 from avvp.data.dataset import Split
 from avvp.evaluate import score_split
-from avvp.graphs import StepRunner
+from avvp.graphs import StepRunner, deterministic
 from avvp.models import build
 from avvp.train import Job, optimiser, train_epoch
 
@@ -59,7 +59,7 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def train(name: str, mode: str, precision: str, device: str, sizes: dict, epochs: int) -> dict:
+def train(name: str, mode: str, precision: str, device: str, sizes: dict, epochs: int, keep_log: bool = False) -> dict:
     """Seconds of each epoch (training + validation) of row `name` on avvp's own training path, peak GPU memory.
 
     Epochs are counted from the row's CM-S start epoch on (when it has one), so every timed epoch runs the
@@ -74,7 +74,7 @@ def train(name: str, mode: str, precision: str, device: str, sizes: dict, epochs
     train_split, val = random_split("train", sizes["train"], device, 0), random_split("val", sizes["val"], device, 1)
     runner = StepRunner(model, optim, mode=mode, max_graphs=8, generators=[gen])
     first = job.recipe["cms"].get("start_epoch", 1) - 1 if "cms" in job.losses else 0
-    secs = []
+    secs, logs = [], []
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for epoch in range(first, first + epochs):
@@ -86,8 +86,10 @@ def train(name: str, mode: str, precision: str, device: str, sizes: dict, epochs
         sync(device)
         secs.append(time.perf_counter() - t0)
         assert np.isfinite(log["loss_bce"]) and "type_av" in scores["segment"]
+        logs.append({**{k: x for k, x in log.items() if k.startswith("loss_")}, **scores["segment"]})
     peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
-    return {"row": name, "mode": mode, "precision": precision, "seconds": secs, "peak_mb": peak}
+    out = {"row": name, "mode": mode, "precision": precision, "seconds": secs, "peak_mb": peak}
+    return {**out, "log": logs} if keep_log else out
 
 
 def throughput(k: int, device: str, smoke: bool, epochs: int, mode: str, precision: str) -> dict:
@@ -117,33 +119,87 @@ def mb(x) -> str:
     return "-" if x is None else f"{x:.0f}"
 
 
-def table(device: str, sizes: dict, epochs: int, smoke: bool) -> list[str]:
-    """Every section of the benchmark, as Markdown lines (printed as they come: a long run shows progress)."""
-    name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
-    lines = [f"# bench_gpu: {name}, torch {torch.__version__}, {sizes['train']} training + {sizes['val']} "
-             f"validation videos{' (SMOKE: tiny sizes, not a measurement)' if smoke else ''}", "",
-             "| row | step | precision | first epoch s | s/epoch | peak MB |", "|---|---|---|---|---|---|"]
-    print("\n".join(lines), flush=True)
+class Report:
+    """The table's lines, printed as they come and rewritten to $OUT/bench_gpu.md after each one, so a run cut
+    short (a time limit, a crash) still leaves every figure measured so far."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.out = Path(os.environ["OUT"]) / "bench_gpu.md" if os.environ.get("OUT") else None
+
+    def add(self, *lines: str) -> None:
+        self.lines += lines
+        print("\n".join(lines), flush=True)
+        if self.out is not None:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.out.write_text("\n".join(self.lines) + "\n")
+
+
+def attempt(report: Report, what: str, fn):
+    """fn(), or None with a FAILED line naming `what` and the error: one failure must not cost the other figures."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 (a benchmark reports every failure and goes on)
+        report.add(f"| FAILED: {what}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} |")
+        return None
+
+
+def epoch_rows(report: Report, device: str, sizes: dict, epochs: int) -> None:
+    report.add("| row | step | precision | first epoch s | s/epoch | peak MB |", "|---|---|---|---|---|---|")
     for row in ROWS:
         for mode in ("eager", "graph"):
             for precision in ("fp32", "bf16"):
-                r = train(row, mode, precision, device, sizes, epochs)
-                lines.append(f"| {row} | {mode} | {precision} | {r['seconds'][0]:.2f} | {steady(r['seconds']):.3f}"
-                             f" | {mb(r['peak_mb'])} |")
-                print(lines[-1], flush=True)
+                r = attempt(report, f"{row} {mode} {precision}",
+                            lambda: train(row, mode, precision, device, sizes, epochs))
+                if r is not None:
+                    report.add(f"| {row} | {mode} | {precision} | {r['seconds'][0]:.2f} | "
+                               f"{steady(r['seconds']):.3f} | {mb(r['peak_mb'])} |")
+
+
+def determinism(report: Report, device: str, sizes: dict, epochs: int) -> None:
+    """Same seed twice with deterministic kernels: identical losses and validation scores? And what the
+    deterministic kernels cost (HAN, graph, bf16, s/epoch with them off)."""
+    runs = [attempt(report, f"determinism run {i + 1}", lambda: train("HAN", "graph", "bf16", device, sizes, epochs,
+                                                                     keep_log=True)) for i in range(2)]
+    if all(runs):
+        same = runs[0]["log"] == runs[1]["log"]
+        report.add(f"Same seed twice (HAN, graph, bf16, deterministic kernels, {epochs} epochs): "
+                   f"{'IDENTICAL' if same else 'DIFFERENT'} losses and validation scores")
+    deterministic(False)
+    try:
+        r = attempt(report, "HAN without deterministic kernels", lambda: train("HAN", "graph", "bf16", device, sizes,
+                                                                              epochs))
+    finally:
+        deterministic(True)
+    if r is not None and runs[0] is not None:
+        report.add(f"Deterministic kernels cost: {steady(runs[0]['seconds']):.3f} s/epoch with, "
+                   f"{steady(r['seconds']):.3f} without")
+
+
+def table(device: str, sizes: dict, epochs: int, smoke: bool) -> list[str]:
+    """Every section of the benchmark, as Markdown lines (printed as they come: a long run shows progress)."""
+    report = Report()
+    name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+    report.add(f"# bench_gpu: {name}, torch {torch.__version__}, {sizes['train']} training + {sizes['val']} "
+               f"validation videos{' (SMOKE: tiny sizes, not a measurement)' if smoke else ''}", "")
+    if device == "cuda":
+        deterministic()  # as `avvp train` runs on a GPU (avvp.train.fit)
+    epoch_rows(report, device, sizes, epochs)
+    report.add("")
+    determinism(report, device, sizes, epochs)
     full_epochs = 2 if smoke else 40
     t0 = time.perf_counter()
-    r = train("HAN", "graph", "bf16", device, sizes, full_epochs)
-    lines += ["", f"HAN, {full_epochs} epochs end to end (graph, bf16): {time.perf_counter() - t0:.1f} s "
-              f"(peak {mb(r['peak_mb'])} MB)", "",
-              "| K jobs on one GPU | run s (extrapolated to 40 epochs) | runs per hour | peak MB per job |",
-              "|---|---|---|---|"]
-    print("\n".join(lines[-5:]), flush=True)
+    r = attempt(report, f"HAN {full_epochs} epochs", lambda: train("HAN", "graph", "bf16", device, sizes, full_epochs))
+    if r is not None:
+        report.add("", f"HAN, {full_epochs} epochs end to end (graph, bf16): {time.perf_counter() - t0:.1f} s "
+                   f"(peak {mb(r['peak_mb'])} MB)")
+    report.add("", "| K jobs on one GPU | run s (extrapolated to 40 epochs) | runs per hour | peak MB per job |",
+               "|---|---|---|---|")
     for k in ((1, 2) if smoke else (1, 2, 4, 8)):
-        t = throughput(k, device, smoke, 2 if smoke else 3, "graph", "bf16")
-        lines.append(f"| {k} | {t['run_seconds']:.1f} | {t['runs_per_hour']:.0f} | {mb(t['peak_mb'])} |")
-        print(lines[-1], flush=True)
-    return lines
+        t = attempt(report, f"K={k}", lambda: throughput(k, device, smoke, 2 if smoke else 3, "graph", "bf16"))
+        if t is not None:
+            report.add(f"| {k} | {t['run_seconds']:.1f} | {t['runs_per_hour']:.0f} | {mb(t['peak_mb'])} |")
+    return report.lines
 
 
 def main() -> None:
@@ -162,14 +218,13 @@ def main() -> None:
         torch.set_num_threads(1)  # tiny tensors: more threads only contend with the other jobs of a CPU test run
     epochs = args.epochs or (1 if args.smoke else 2)
     if args.worker:
+        if args.device == "cuda":
+            deterministic()
         print(json.dumps(train("HAN", args.mode, args.precision, args.device, sizes, epochs)))
         return
-    lines = table(args.device, sizes, epochs, args.smoke)
+    table(args.device, sizes, epochs, args.smoke)
     if os.environ.get("OUT"):
-        out = Path(os.environ["OUT"]) / "bench_gpu.md"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("\n".join(lines) + "\n")
-        print(f"written to {out}")
+        print(f"written to {Path(os.environ['OUT']) / 'bench_gpu.md'}")
 
 
 if __name__ == "__main__":
