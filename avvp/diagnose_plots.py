@@ -47,7 +47,7 @@ def diff_figure(per_class: pd.DataFrame, bases: dict, labels: dict, out: Path) -
         fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01, label="ΔF (points)" if p == panels[0] else None)
     fig.suptitle("Per-class F of each row minus its base row's (test split, mean over seeds); "
                  "blue: better, red: worse, grey: class never active", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))  # room for the suptitle above the first panel
     save(fig, out)
 
 
