@@ -22,6 +22,17 @@ def train(packed, out, variant="HAN", epochs=2, *extra):
                  "--epochs", str(epochs), "--threads", "1", *extra])
 
 
+
+def kill_after_first_checkpoint(cmd: list[str], cut) -> None:
+    """Start `avvp train` and SIGKILL it as soon as its first epoch's last.pt exists (mid-run, not at its end)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while not (cut / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+
 def test_same_seed_same_weights_and_metrics(packed_tiny, tmp_path):
     assert train(packed_tiny, tmp_path / "a") == 0
     assert train(packed_tiny, tmp_path / "b") == 0
@@ -52,13 +63,7 @@ def test_killed_run_resumes_to_the_same_result(packed_tiny, tmp_path):
 
     cut = tmp_path / "cut"
     cmd = [sys.executable, "-m", "avvp", "train", *args, "--out", str(cut)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while not (cut / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    kill_after_first_checkpoint(cmd, cut)
     assert not (cut / "done.json").exists()
 
     res = subprocess.run(cmd, capture_output=True, text=True)
@@ -364,13 +369,7 @@ def test_killed_graph_shaped_run_resumes_to_the_eager_result(packed_tiny, tmp_pa
     assert main(["train", *args, "--out", str(tmp_path / "whole"), "--graphs", "off"]) == 0
     cut = tmp_path / "cut"
     cmd = [sys.executable, "-m", "avvp", "train", *args, "--out", str(cut), "--graphs", "on"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while not (cut / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    kill_after_first_checkpoint(cmd, cut)
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "resuming" in res.stdout
