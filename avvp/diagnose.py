@@ -297,7 +297,8 @@ def diagnose(results: Path, table_rows: list[dict], seeds: list[int], out: Path,
         write_csv(out / "refinement.csv", refinement)
         refinement_figure(refinement, out / "refinement.png")
     overall = leaks[leaks["class"] == "all"]
-    return {"weak_labels": leaks["weak_labels"].iloc[0], "tv_distance": dict(zip(summary["variant"], summary["tv_distance"].round(4))),
+    return {"weak_labels": leaks["weak_labels"].iloc[0],
+            "tv_distance": dict(zip(summary["variant"], summary["tv_distance"].round(4))),
             "leak": {f"{v} {m} {k}": round(s, 4) for v, m, k, s in
                      overall[["variant", "modality", "kind", "share"]].itertuples(index=False)}}
 

@@ -112,7 +112,8 @@ def refinement_figure(refinement: pd.DataFrame, out: Path) -> None:
         x = np.arange(len(order))
         for k, what in enumerate(("precision", "recall")):
             ax.bar(x + (k - 0.5) * 0.4, [mean[what].get(s, np.nan) for s in order], 0.4, label=what)
-        ax.set_xticks(x, [f"{s}\n{counts.loc[s, 'removals']:.0f} removed\n{counts.loc[s, 'should_remove']:.0f} to remove"
+        ax.set_xticks(x, [f"{s}\n{counts.loc[s, 'removals']:.0f} removed"
+                          f"\n{counts.loc[s, 'should_remove']:.0f} to remove"
                           for s in order], fontsize=8)
         ax.set_title(f"{m} labels", fontsize=9)
         ax.set_ylim(0, 1)

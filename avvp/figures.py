@@ -52,7 +52,8 @@ def aligned(results: Path, methods: list[str], seed: int, keys=PREDICTION_KEYS) 
     for method, p in zip(methods[1:], preds[1:]):
         names = [str(f) for f in p["filenames"]]
         if set(names) != set(ref):
-            raise AvvpError(f"{paths.predictions_npz(paths.run_dir(method, seed, results), 'test')}: its videos differ from "
+            where = paths.predictions_npz(paths.run_dir(method, seed, results), "test")
+            raise AvvpError(f"{where}: its videos differ from "
                             f"those of '{methods[0]}' (evaluated on different data?)")
         index = {n: i for i, n in enumerate(names)}
         order = np.array([index[n] for n in ref])

@@ -3,12 +3,14 @@
     python bench/bench_gpu.py            # on a GPU machine: the whole table in one call (budget: under 10 minutes)
     python bench/bench_gpu.py --smoke    # on a CPU: tiny sizes, 1 epoch, no CUDA-only parts (is it broken?)
 
-Needs only torch, numpy, pyyaml, tqdm and this package's pure-Python modules: no Snakemake, pandas or thop. Training speed does not depend on feature values, so the `full` preset's split sizes
-(10,000 training, 649 validation videos) are filled with random tensors of the real shapes, made on the device.
-An epoch is what `avvp train` runs: avvp.train.train_epoch (the row's own loss, with its phases: HAN's
-smoothing, CM-S's doubled batch from its start epoch) through avvp.graphs.StepRunner, then avvp.evaluate.score_split
-on the validation split (forward in large batches, the LLP metrics on the host), synchronised before the clock stops. Throughput: K worker processes train HAN at once on the GPU; runs per hour are
-extrapolated from their epochs to 40. Prints a Markdown table; also writes it to $OUT/bench_gpu.md when OUT is set.
+Needs only torch, numpy, pyyaml, tqdm and this package's pure-Python modules: no Snakemake, pandas or thop.
+Training speed does not depend on feature values, so the `full` preset's split sizes (10,000 training, 649
+validation videos) are filled with random tensors of the real shapes, made on the device. An epoch is what
+`avvp train` runs: avvp.train.train_epoch (the row's own loss, with its phases: HAN's smoothing, CM-S's doubled
+batch from its start epoch) through avvp.graphs.StepRunner, then avvp.evaluate.score_split on the validation
+split (forward in large batches, the LLP metrics on the host), synchronised before the clock stops. Throughput:
+K worker processes train HAN at once on the GPU; runs per hour are extrapolated from their epochs to 40. Prints
+a Markdown table; also writes it to $OUT/bench_gpu.md when OUT is set.
 """
 
 from __future__ import annotations

@@ -145,7 +145,8 @@ def test_released_protocol_trains_seed_zero_only(wf):
 
 def test_commands_quote_row_names_and_pass_the_config(wf):
     proc = snakemake(wf, "--dry-run", "--printshellcmds",
-                     targets=["results/runs/ma_star_ours/seed1/test/metrics.json"], config=["epochs=4", "device=cuda", "precision=bf16", "threads=2", "seeds=[1]"])
+                     targets=["results/runs/ma_star_ours/seed1/test/metrics.json"],
+                     config=["epochs=4", "device=cuda", "precision=bf16", "threads=2", "seeds=[1]"])
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout + proc.stderr
     # The refined labels of the same seed; refine's step 1 is 12/40 of the override, at least 1 epoch.

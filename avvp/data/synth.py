@@ -383,7 +383,7 @@ def write_annotations(out: Path, draws: dict) -> None:
     for split in SPLITS:
         d = draws[split]
         write_tsv(out / WEAK_CSV[split], ["filename", "event_labels"],
-                  [[f, join_classes(l)] for f, l in zip(d.filenames, d.labels)])
+                  [[f, join_classes(y)] for f, y in zip(d.filenames, d.labels)])
     for modality, attr in (("audio", "audio"), ("visual", "visual")):
         rows = []
         for split in ("val", "test"):
