@@ -73,8 +73,8 @@ def cms_loss(x_a: torch.Tensor, x_v: torch.Tensor, att_logit_a: torch.Tensor, at
 
     Audio of video i and visual of video j are pooled by Eq. 7 (with i's audio labels y_a and j's visual
     labels y_v), s_ij = a_i . v_j / tau over all pairs of the batch; j is a positive of anchor i when the
-    audio labels of i and the visual labels of j share a class. Loss = mean over anchors with at least one
-    positive of the average over its positives of -log softmax_j(s_i).
+    audio labels of i and the visual labels of j share a class. Loss = mean over ALL anchors of the average
+    over its positives of -log softmax_j(s_i), an anchor with no positive counting 0 (as released).
 
     Eq. 8 as printed takes -log of the SUMMED softmax mass of the positives; the released code (SPEC 5)
     averages -log softmax over the positives, and we follow the code. A batch where no anchor has a
