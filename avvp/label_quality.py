@@ -23,17 +23,25 @@ def _ratio(num: int, den: int) -> float | None:
 
 
 def removal_scores(labels, audio, visual, gt_audio, gt_visual) -> dict:
-    """Precision and recall of the removals, per modality overall and per class.
+    """Precision and recall of the removals against dense annotations, per modality overall and per class.
 
     labels (N, 25): weak labels; audio, visual (N, 25): refined labels; gt_audio, gt_visual (N, 25, 10):
     dense annotations. A removal is a weak label missing from the refined labels of m; it is correct when
     the annotation of m never shows the class.
     """
+    return score_removals(labels, {"audio": audio, "visual": visual},
+                          {"audio": np.asarray(gt_audio, dtype=bool).any(axis=-1),
+                           "visual": np.asarray(gt_visual, dtype=bool).any(axis=-1)})
+
+
+def score_removals(labels, refined: dict, present: dict) -> dict:
+    """Per modality m: removals (weak labels missing from refined[m]) scored against present[m] (N, 25), where
+    the class really occurs in m (dense annotations, or the synthetic truth); overall and per class."""
     y = np.asarray(labels) > 0
     out = {}
-    for m, refined, gt in (("audio", audio, gt_audio), ("visual", visual, gt_visual)):
-        removed = y & (np.asarray(refined) == 0)
-        absent = y & ~np.asarray(gt, dtype=bool).any(axis=-1)
+    for m in MODALITIES:
+        removed = y & (np.asarray(refined[m]) == 0)
+        absent = y & ~np.asarray(present[m], dtype=bool)
         counts = np.stack([removed.sum(0), (removed & absent).sum(0), absent.sum(0)])   # (3, 25)
         total = [int(x) for x in counts.sum(1)]
         out[m] = {"removals": total[0], "correct_removals": total[1], "should_remove": total[2],

@@ -122,16 +122,9 @@ def summary(train: dataset.Split, audio: np.ndarray, visual: np.ndarray) -> dict
     out = {"videos": int(len(y)), "labels": int(y.sum()),
            "removed": {m: int(r.sum()) for m, r in removed.items()},
            "removed_per_class": {m: {c: int(n) for c, n in zip(CLASSES, r.sum(0)) if n} for m, r in removed.items()}}
-    truth = {"audio": train.true_audio, "visual": train.true_visual}
-    if all(t is not None for t in truth.values()):
-        out["against_truth"] = {}
-        for m, r in removed.items():
-            absent = (y > 0) & (truth[m] == 0)  # weak labels that are not in this modality in truth
-            hits = int((r & absent).sum())
-            out["against_truth"][m] = {
-                "removals": int(r.sum()), "correct_removals": hits, "should_remove": int(absent.sum()),
-                "precision": hits / int(r.sum()) if r.any() else None,
-                "recall": hits / int(absent.sum()) if absent.any() else None}
+    if train.true_audio is not None and train.true_visual is not None:
+        out["against_truth"] = label_quality.score_removals(y, {"audio": audio, "visual": visual},
+                                                            {"audio": train.true_audio, "visual": train.true_visual})
     return out
 
 
