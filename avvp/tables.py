@@ -155,17 +155,10 @@ def load_profile(results: Path, variant: str) -> dict:
 
 # ------------------------------------------------------------------------------------------ statistics
 
-def paired_p(values: np.ndarray, base: np.ndarray) -> float | None:
-    """Two-sided paired t-test of one metric over the same seeds; None where it is undefined
-    (fewer than two seeds, or the per-seed differences are constant so their variance is zero)."""
-    diff = values - base
-    if len(diff) < 2 or np.allclose(diff, diff[0], rtol=0.0, atol=1e-12):
-        return None
-    return float(stats.ttest_rel(values, base).pvalue)
-
-
 def paired_ps(values: np.ndarray, base: np.ndarray) -> list:
-    """`paired_p` of every column of (seeds, columns) arrays in one vectorised scipy call."""
+    """Per column of (seeds, columns) arrays, the two-sided paired t-test over the same seeds, in one vectorised
+    scipy call; None where it is undefined (fewer than two seeds, or the per-seed differences are constant so
+    their variance is zero)."""
     diff = values - base
     if len(diff) < 2:
         return [None] * values.shape[1]

@@ -320,6 +320,6 @@ def test_missing_profile_and_bad_tables(tmp_path):
 
 def test_paired_p_rules():
     import numpy as np
-    assert tables.paired_p(np.array([1.0]), np.array([0.0])) is None
-    assert tables.paired_p(np.array([2.0, 3.0]), np.array([1.0, 2.0])) is None
+    assert tables.paired_ps(np.array([[1.0]]), np.array([[0.0]])) == [None]
+    assert tables.paired_ps(np.array([[2.0], [3.0]]), np.array([[1.0], [2.0]])) == [None]
     assert tables.mark(0.004) == "‡" and tables.mark(0.03) == "†" and tables.mark(0.2) == "" and tables.mark(None) == ""
