@@ -35,11 +35,11 @@ from avvp import paths
 from avvp.constants import CLASSES, NUM_CLASSES
 from avvp.diagnose_plots import cooccurrence_figure, diff_figure, leak_figure, refinement_figure
 from avvp.errors import AvvpError
+from avvp.figures import PREDICTION_KEYS as KEYS, load_predictions
 from avvp.io import write_text
-from avvp.metrics import event_counts, segment_counts
+from avvp.metrics import class_f, event_counts, segment_counts
 from avvp.tables import load_table_spec
 
-KEYS = ("filenames", "audio", "visual", "gt_audio", "gt_visual")
 MODALITIES = ("audio", "visual", "audio_visual")
 LEVEL_COUNTS = {"segment": segment_counts, "event": event_counts}
 REFINEMENT_COLUMNS = ["seed", "scored_on", "modality", "class", "removals", "correct_removals", "should_remove",
@@ -55,10 +55,7 @@ def per_class_f(pred_a, pred_v, gt_a, gt_v) -> dict:
     out = {}
     for level, counts in LEVEL_COUNTS.items():
         for m, (pred, gt) in pairs.items():
-            tp, fp, fn = counts(pred, gt)
-            denom = 2 * tp + fp + fn
-            active = denom > 0
-            f = np.divide(2 * tp, denom, out=np.zeros(denom.shape), where=active)
+            f, active = class_f(*counts(pred, gt))
             n_active = active.sum(0)
             mean = np.divide(f.sum(0), n_active, out=np.full(NUM_CLASSES, np.nan), where=n_active > 0)
             out[(level, m)] = (mean, n_active)
@@ -102,18 +99,9 @@ def tv_distance(pred: np.ndarray, truth: np.ndarray) -> float:
 
 def load_run(results: Path, variant: str, seed: int) -> dict:
     """The arrays of one evaluated run's test predictions, as bool (N, 25, 10)."""
-    run = paths.run_dir(variant, seed, results)
-    path = paths.predictions_npz(run, "test")
-    if not path.is_file():
-        raise AvvpError(f"{path}: missing (make it with: avvp evaluate --run {run} --split test)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in KEYS if k not in z.files]
-            if missing:
-                raise AvvpError(f"{path}: no array {', '.join(missing)}")
-            out = {k: z[k] if k == "filenames" else z[k].astype(bool) for k in KEYS}
-    except (OSError, ValueError) as e:
-        raise AvvpError(f"{path}: unreadable predictions ({e})") from None
+    path = paths.predictions_npz(paths.run_dir(variant, seed, results), "test")
+    arrays = load_predictions(results, variant, seed, KEYS)
+    out = {k: a if k == "filenames" else a.astype(bool) for k, a in arrays.items()}
     shape = out["gt_audio"].shape
     if len(shape) != 3 or shape[1] != NUM_CLASSES or any(out[k].shape != shape for k in KEYS[1:]):
         raise AvvpError(f"{path}: audio, visual, gt_audio, gt_visual must share one (N, 25, T) shape")

@@ -34,15 +34,19 @@ METHOD_COLOURS = ["#1f77b4", "#d62728"]
 
 
 def load_predictions(results: Path, variant: str, seed: int, keys=PREDICTION_KEYS) -> dict:
+    """The `keys` arrays of one run's test predictions.npz (figures and `avvp diagnose` read them here)."""
     run = paths.run_dir(variant, seed, results)
     path = paths.predictions_npz(run, "test")
     if not path.exists():
         raise AvvpError(f"{path}: missing (make it with: avvp evaluate --run {run} --split test)")
-    with np.load(path, allow_pickle=False) as z:
-        missing = [k for k in keys if k not in z.files]
-        if missing:
-            raise AvvpError(f"{path}: no array {', '.join(missing)}")
-        return {k: z[k] for k in keys}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in keys if k not in z.files]
+            if missing:
+                raise AvvpError(f"{path}: no array {', '.join(missing)}")
+            return {k: z[k] for k in keys}
+    except (OSError, ValueError) as e:
+        raise AvvpError(f"{path}: unreadable predictions ({e})") from None
 
 
 def aligned(results: Path, methods: list[str], seed: int, keys=PREDICTION_KEYS) -> list[dict]:

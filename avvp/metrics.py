@@ -150,11 +150,17 @@ def _iou_match(p_start, p_end, g_start, g_end) -> np.ndarray:
 # Counts -> per-video F -> dataset scores
 # ---------------------------------------------------------------------------------------------------
 
-def video_f(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
-    """Per-video score (N,): mean of F_c = 2TP / (2TP + FP + FN) over active classes, 1.0 if none."""
+def class_f(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C) F_c = 2TP / (2TP + FP + FN) of every video and class (0 where inactive), and the active mask
+    (a class predicted or present in the video)."""
     denom = 2 * tp + fp + fn
     active = denom > 0
-    f = np.divide(2 * tp, denom, out=np.zeros(denom.shape), where=active)
+    return np.divide(2 * tp, denom, out=np.zeros(denom.shape), where=active), active
+
+
+def video_f(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """Per-video score (N,): mean of F_c = 2TP / (2TP + FP + FN) over active classes, 1.0 if none."""
+    f, active = class_f(tp, fp, fn)
     # Sum in class order, one class at a time, as the per-video definition's running sum does
     # (inactive classes add an exact 0.0); np.sum over the class axis would add pairwise instead.
     total = np.zeros(f.shape[0])
