@@ -89,6 +89,11 @@ def check_recipe(recipe: dict, where: str) -> None:
             raise AvvpError(f"{where}: {key}={recipe.get(key)!r} must be one of {list(allowed)}")
 
 
+def smoothing_on(recipe: dict, epoch: int) -> bool:
+    """Whether the recipe smooths the visual targets in 0-based `epoch` (always, or epochs 1-2 only)."""
+    return recipe["visual_smoothing"] == "always" or (recipe["visual_smoothing"] == "first2" and epoch < 2)
+
+
 def targets(recipe: dict, y, y_a, y_v, epoch: int):
     """BCE targets of a batch: audio, visual (label-smoothed as the recipe says), and the MIL (global) target.
 
@@ -100,7 +105,7 @@ def targets(recipe: dict, y, y_a, y_v, epoch: int):
     `audio` = the refined audio labels, i.e. the weak labels less the classes removed from the audio (MA's
     step 3, where the audio target and the video-level labels are one array).
     """
-    smooth = recipe["visual_smoothing"] == "always" or (recipe["visual_smoothing"] == "first2" and epoch < 2)
+    smooth = smoothing_on(recipe, epoch)
     t_v = 0.9 * y_v + 0.05 if smooth else y_v.clone()
     if smooth and recipe["removed_visual"] == "zero":
         t_v = torch.where((y > 0) & (y_v == 0), torch.zeros_like(t_v), t_v)
@@ -147,9 +152,8 @@ def train_step(model, optim, job: Job, batch: Batch, epoch: int, gen: torch.Gene
 def phase_key(job: Job, epoch: int) -> tuple:
     """Every Python-level choice batch_loss makes from the epoch (visual smoothing on or off, the extra losses in
     force): a captured CUDA graph freezes them, so StepRunner keeps one graph per key (and per batch shape)."""
-    smoothing = job.recipe["visual_smoothing"]
-    smooth = smoothing == "always" or (smoothing == "first2" and epoch < 2)  # as in `targets`
-    return smooth, tuple(name for name, _, _ in losses.active_extras(job.losses, job.recipe, epoch))
+    extras = tuple(name for name, _, _ in losses.active_extras(job.losses, job.recipe, epoch))
+    return smoothing_on(job.recipe, epoch), extras
 
 
 def train_epoch(model, optim, job: Job, train: dataset.Split, y_a, y_v, epoch: int, gen,
