@@ -168,6 +168,11 @@ def figure_png(kind: str, results: str | Path = RESULTS) -> Path:
     return Path(results) / "figures" / f"{kind}.png"
 
 
+def diagnostics_dir(results: str | Path = RESULTS) -> Path:
+    """`avvp diagnose`'s CSVs and figures (the workflow's diagnose rule)."""
+    return Path(results) / "diagnostics"
+
+
 def config_yaml(results: str | Path = RESULTS) -> Path:
     """The config as run (written by the workflow, read by `avvp table`)."""
     return Path(results) / "config.yaml"

@@ -4,7 +4,7 @@
 # The files of results/diagnostics/, all in the HTML report (captions: workflow/report/diagnostic.rst).
 DIAGNOSTICS = ["per_class_f.csv", "per_class_diff.png", "leak.csv", "leak.png", "cooccurrence.csv",
                "cooccurrence_matrices.csv", "cooccurrence.png", "refinement.csv", "refinement.png"]
-DIAGNOSTICS_DIR = os.path.join(paths.RESULTS, "diagnostics")
+DIAGNOSTICS_DIR = str(paths.diagnostics_dir())
 DIAGNOSTICS_FILES = [os.path.join(DIAGNOSTICS_DIR, name) for name in DIAGNOSTICS]  # rule all asks for them too
 DIAGNOSED_TABLE = "table2"
 
