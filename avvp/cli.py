@@ -45,7 +45,7 @@ def _score(sub):
     p.add_argument("--split", choices=["val", "test"], required=True)
     p.add_argument("--predictions", required=True, help=".npz with filenames, audio, visual (N x 25 x 10)")
     p.add_argument("--out", help="also write the JSON here")
-    return "avvp.score"
+    return "avvp.evaluation.score"
 
 
 def _compute_args(p, precision: bool = True) -> None:
@@ -58,7 +58,7 @@ def _compute_args(p, precision: bool = True) -> None:
 
 def _graphs_arg(p) -> None:
     p.add_argument("--graphs", choices=["on", "off"],
-                   help="each training step as a CUDA graph (avvp/graphs.py; the same function as off). "
+                   help="each training step as a CUDA graph (avvp/training/graphs.py; the same function as off). "
                         "Default: on with --device cuda, off on CPU (on: the graph-shaped path without capture)")
 
 
@@ -70,7 +70,7 @@ def _refine(sub):
     p.add_argument("--epochs", type=int, help="step-1 epochs (default 12, as MA)")
     _compute_args(p)
     _graphs_arg(p)
-    return "avvp.refine"
+    return "avvp.training.refine"
 
 
 def _train(sub):
@@ -87,7 +87,7 @@ def _train(sub):
     p.add_argument("--variants-file", help="override config/variants.yaml")
     _compute_args(p)
     _graphs_arg(p)
-    return "avvp.train"
+    return "avvp.training.train"
 
 
 def _evaluate(sub):
@@ -97,7 +97,7 @@ def _evaluate(sub):
     p.add_argument("--data", help="packed dataset (default: the one the run was trained on)")
     p.add_argument("--out", help="output folder (default RUN/<split>)")
     _compute_args(p, precision=False)  # evaluation runs in the precision the run was trained in
-    return "avvp.evaluate"
+    return "avvp.evaluation.evaluate"
 
 
 def _profile(sub):
@@ -109,7 +109,7 @@ def _profile(sub):
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="accepted like the other stages', but counting runs on CPU: the counts do not depend on "
                         "the device, and thop and the FLOP counter's added formulas are the CPU kernels'")
-    return "avvp.profile"
+    return "avvp.reporting.profile"
 
 
 def _table(sub):
@@ -121,7 +121,7 @@ def _table(sub):
     p.add_argument("--seeds", type=int, nargs="+", help="seeds to aggregate (default: from config)")
     p.add_argument("--data", help="packed dataset whose manifest describes the data (for the header)")
     p.add_argument("--out", required=True, help="output .md (a .csv is written beside it)")
-    return "avvp.tables"
+    return "avvp.reporting.tables"
 
 
 def _figure(sub):
@@ -132,7 +132,7 @@ def _figure(sub):
     p.add_argument("--methods", nargs="+", help="variant names to compare (timeline, tsne)")
     p.add_argument("--seeds", type=int, nargs="+")
     p.add_argument("--out", required=True, help="output .png")
-    return "avvp.figures"
+    return "avvp.reporting.figures"
 
 
 def _diagnose(sub):
@@ -148,7 +148,7 @@ def _diagnose(sub):
     p.add_argument("--no-refine", action="store_true",
                    help="skip the refinement's label quality (else read RESULTS/refine/seed<S>/summary.json)")
     p.add_argument("--out", default="results/diagnostics", help="output folder for the CSVs and PNGs")
-    return "avvp.diagnose"
+    return "avvp.reporting.diagnose"
 
 
 COMMANDS = [_synth, _pack, _score, _refine, _train, _evaluate, _profile, _table, _figure, _diagnose]
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Pick this job's GPU before anything initialises CUDA (profile counts on CPU: it needs no GPU).
         if getattr(args, "device", None) == "cuda" and args.command != "profile":
-            importlib.import_module("avvp.slots").claim()
+            importlib.import_module("avvp.training.slots").claim()
         if getattr(args, "threads", None):  # torch's thread pool is sized once, before the subcommand's work
             importlib.import_module("torch").set_num_threads(args.threads)
         module = importlib.import_module(modules[args.command])

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from avvp import diagnose, paths, variants
+from avvp import paths, variants
 from avvp.io import write_json, write_npz
+from avvp.reporting import diagnose
 
 
 def fake_tree(root: Path, names: list[str], seeds: int, videos: int) -> Path:

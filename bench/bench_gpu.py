@@ -5,12 +5,12 @@
 
 Needs only torch, numpy, pyyaml, tqdm and this package's pure-Python modules: no Snakemake, pandas or thop.
 Training speed does not depend on feature values, so the `full` preset's split sizes (10,000 training, 649
-validation videos) are filled with random tensors of the real shapes, made on the device. An epoch is what
-`avvp train` runs: avvp.train.train_epoch (the row's own loss, with its phases: HAN's smoothing, CM-S's doubled
-batch from its start epoch) through avvp.graphs.StepRunner, then avvp.evaluate.score_split on the validation
-split (forward in large batches, the LLP metrics on the host), synchronised before the clock stops. Throughput:
-K worker processes train HAN at once on the GPU; runs per hour are extrapolated from their epochs to 40. Prints
-a Markdown table; also writes it to $OUT/bench_gpu.md when OUT is set.
+validation videos) are filled with random tensors of the real shapes, made on the device. An epoch is what `avvp
+train` runs: avvp.training.train.train_epoch (the row's own loss, with its phases: HAN's smoothing, CM-S's doubled
+batch from its start epoch) through avvp.training.graphs.StepRunner, then avvp.evaluation.evaluate.score_split on
+the validation split (forward in large batches, the LLP metrics on the host), synchronised before the clock stops.
+Throughput: K worker processes train HAN at once on the GPU; runs per hour are extrapolated from their epochs to
+40. Prints a Markdown table; also writes it to $OUT/bench_gpu.md when OUT is set.
 """
 
 from __future__ import annotations
@@ -23,16 +23,15 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 import numpy as np
+import torch
 
 from avvp import variants
 from avvp.data.dataset import Split
-from avvp.evaluate import score_split
-from avvp.graphs import StepRunner, deterministic
+from avvp.evaluation.evaluate import score_split
 from avvp.models import build
-from avvp.train import Job, optimiser, train_epoch
+from avvp.training.graphs import StepRunner, deterministic
+from avvp.training.train import Job, optimiser, train_epoch
 
 FULL = {"train": 10000, "val": 649}   # avvp/data/synth.py SIZES["full"] (not imported: it needs pandas)
 SMOKE = {"train": 40, "val": 12}
@@ -185,7 +184,7 @@ def table(device: str, sizes: dict, epochs: int, smoke: bool) -> list[str]:
     report.add(f"# bench_gpu: {name}, torch {torch.__version__}, {sizes['train']} training + {sizes['val']} "
                f"validation videos{' (SMOKE: tiny sizes, not a measurement)' if smoke else ''}", "")
     if device == "cuda":
-        deterministic()  # as `avvp train` runs on a GPU (avvp.train.fit)
+        deterministic()  # as `avvp train` runs on a GPU (avvp.training.train.fit)
     epoch_rows(report, device, sizes, epochs)
     report.add("")
     determinism(report, device, sizes, epochs)

@@ -26,7 +26,7 @@ import numpy as np
 from avvp.cli import main
 from avvp.constants import CLASSES, NUM_CLASSES, NUM_SEGMENTS
 from avvp.data.llp import read_split_annotations
-from avvp.metrics import llp_scores
+from avvp.evaluation.metrics import llp_scores
 
 SPLITS = {"val": 649, "test": 1200}
 

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from avvp import paths, stats, tables, variants
+from avvp import paths, variants
+from avvp.evaluation import stats
+from avvp.reporting import tables
 
 
 def _numbers(x: np.ndarray) -> dict:

@@ -25,7 +25,7 @@ import torch
 from avvp import variants
 from avvp.data import dataset
 from avvp.data.synth import SIZES
-from avvp.train import Job, fit
+from avvp.training.train import Job, fit
 
 
 def random_split(name: str, n: int, seed: int) -> dataset.Split:

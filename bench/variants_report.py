@@ -14,8 +14,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from avvp import baselines, variants
+from avvp import variants
 from avvp.data import dataset
+from avvp.evaluation import baselines
 
 COLUMNS = [(level, key) for level in ("segment", "event")
            for key in ("audio", "visual", "audio_visual", "type_av", "event_av")]

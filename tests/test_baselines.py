@@ -1,6 +1,6 @@
 import numpy as np
 
-from avvp import baselines
+from avvp.evaluation import baselines
 
 
 def test_copy_labels_is_perfect_when_every_event_fills_the_video_in_both_modalities():

@@ -11,6 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 import bench_gpu  # noqa: E402
+
 from avvp.data.synth import SIZES  # noqa: E402
 
 

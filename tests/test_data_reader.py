@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import HAND_AUDIO, HAND_VISUAL, HAND_WEAK, write_llp, write_tsv
 
 from avvp import cli
 from avvp.constants import CLASS_INDEX, DENSE_CSV, WEAK_CSV
 from avvp.data.llp import LLPPaths, read_annotations, read_split_annotations
 from avvp.errors import AvvpError
-from conftest import HAND_AUDIO, HAND_VISUAL, HAND_WEAK, write_llp, write_tsv
 
 DENSE = ["filename", "onset", "offset", "event_labels"]
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from avvp import diagnose, paths
+from avvp import paths
 from avvp.cli import main
 from avvp.constants import CLASS_INDEX
+from avvp.evaluation.label_quality import removal_scores
+from avvp.evaluation.metrics import llp_scores
 from avvp.io import write_json, write_npz
-from avvp.label_quality import removal_scores
-from avvp.metrics import llp_scores
+from avvp.reporting import diagnose
 
 SPEECH, DOG, CAR = CLASS_INDEX["Speech"], CLASS_INDEX["Dog"], CLASS_INDEX["Car"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -123,7 +123,7 @@ def test_val_and_test_refinement_keeps_the_training_thresholds():
     from test_refine import MarkerModel, as_sets, hand_made_split
 
     from avvp.data import dataset
-    from avvp.refine import refine_labels, threshold_errors
+    from avvp.training.refine import refine_labels, threshold_errors
 
     train = hand_made_split()
     errors = threshold_errors(MarkerModel(), train)

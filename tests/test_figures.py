@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-from avvp import figures, variants
+from avvp import variants
 from avvp.cli import main
 from avvp.errors import AvvpError
 from avvp.io import write_npz
+from avvp.reporting import figures
 
 N = 40
 COMBOS = [[0], [0, 11], [3], [9, 13]]      # Speech; Speech + Singing; Dog; Cello + Violin_fiddle

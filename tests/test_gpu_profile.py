@@ -17,7 +17,7 @@ def test_gpu_profile_plans_every_training_on_cuda(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "Using workflow specific profile profiles/gpu" in out or "profiles/gpu" in out
-    # K = 4 jobs per GPU reach avvp/slots.py through the environment; every step is graphed.
+    # K = 4 jobs per GPU reach avvp/training/slots.py through the environment; every step is graphed.
     trains = re.findall(r"^Shell command: AVVP_GPU_SLOTS=4 avvp train .*$", out, flags=re.M)
     # Every training (Table 2: its rows x 3 seeds, at least the paper's 11 rows) has the prefix.
     assert len(trains) == len(re.findall(r"^Shell command: .*avvp train .*$", out, flags=re.M)) >= 33

@@ -1,4 +1,4 @@
-"""The graph-shaped training step (avvp/graphs.py) on CPU: static buffers, warm-up undone, one entry per batch
+"""The graph-shaped training step (avvp/training/graphs.py) on CPU: static buffers, warm-up undone, one entry per batch
 shape and key, a tensor learning rate that a scheduler changes. It must compute exactly what the plain eager step
 computes: same losses and same weights after several epochs with dropout, a partial last batch and a CM-S-like
 batch doubling from epoch 2 on, same seed. (The capture itself needs a GPU: bench/bench_gpu.py compares there.)"""
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from avvp.graphs import StepRunner, capturable_adam, deterministic, lr_to_device, make_step
+from avvp.training.graphs import StepRunner, capturable_adam, deterministic, lr_to_device, make_step
 
 
 class Tiny(nn.Module):

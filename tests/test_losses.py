@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from avvp.losses import cms_loss, ma_contrast, mmil_bce
+from avvp.training.losses import cms_loss, ma_contrast, mmil_bce
 
 
 def t(x):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from avvp.metrics import binarize, llp_scores, video_scores
+from avvp.evaluation.metrics import binarize, llp_scores, video_scores
 
 C, T = 25, 10
 ALL_KEYS = [(level, key) for level in ("segment", "event")
@@ -332,7 +333,7 @@ def test_single_row_equals_reference(rows):
 
 def test_all_row_pairs_event_counts_exhaustive_sample():
     """Many (pred, gt) row pairs at once, in one batch: the same counts as the reference, row by row."""
-    from avvp.metrics import event_counts
+    from avvp.evaluation.metrics import event_counts
     rng = np.random.default_rng(7)
     codes = rng.integers(0, 2**T, size=(4000, 2))
     bits = ((codes[..., None] >> np.arange(T)) & 1).astype(bool)   # (4000, 2, T)

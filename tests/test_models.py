@@ -7,9 +7,9 @@ import torch
 
 from avvp import variants
 from avvp.errors import AvvpError
-from avvp.losses import mmil_bce
 from avvp.models import build
 from avvp.models.cmco import CMCo
+from avvp.training.losses import mmil_bce
 
 B = 3
 

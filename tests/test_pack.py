@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import write_llp
 
 from avvp import cli
 from avvp.constants import CLASS_INDEX, DENSE_CSV, FEATURES, WEAK_CSV
 from avvp.data import dataset
 from avvp.data.llp import TRAIN_TRUTH_CSV
 from avvp.errors import AvvpError
-from conftest import write_llp
 
 SPLIT_FILES = {"filenames.npy", "labels.npy", "audio.npy", "visual.npy", "frames.npy", "motion.npy"}
 

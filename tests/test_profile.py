@@ -9,7 +9,7 @@ import pytest
 from avvp import variants
 from avvp.cli import main
 from avvp.models import build
-from avvp.profile import count, random_inputs
+from avvp.reporting.profile import count, random_inputs
 
 B, T, F, D, C = 64, 10, 80, 512, 25
 # HAN by hand (batch 64, 80 frames), multiply-accumulates of every nn.Linear:

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from avvp.data import dataset
-from avvp.refine import fitted_exactly, partners, refine_labels, summary
+from avvp.training.refine import fitted_exactly, partners, refine_labels, summary
 
 
 class MarkerModel(torch.nn.Module):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from avvp.cli import main
-from avvp.constants import CLASSES, CLASS_INDEX
-from avvp.metrics import llp_scores
+from avvp.constants import CLASS_INDEX, CLASSES
+from avvp.evaluation.metrics import llp_scores
 
 C, T = 25, 10
 VAL = ["aaaaaaaaaaa_0_10", "bbbbbbbbbbb_30_40", "ccccccccccc_5_15"]

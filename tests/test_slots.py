@@ -1,4 +1,4 @@
-"""GPU slots (avvp/slots.py) on a faked GPU list: concurrent jobs spread over GPUs, K jobs share one, a killed
+"""GPU slots (avvp/training/slots.py) on a faked GPU list: concurrent jobs spread over GPUs, K jobs share one, a killed
 job's slot comes back, SLURM's assignment is taken as is. Each job is a real process holding its claim until
 the test closes its stdin, so the locks are the kernel's, as in a workflow."""
 
@@ -12,10 +12,10 @@ import sys
 
 import pytest
 
-from avvp import slots
 from avvp.errors import AvvpError
+from avvp.training import slots
 
-JOB = ("import json, sys; from avvp import slots; c = slots.claim(); "
+JOB = ("import json, sys; from avvp.training import slots; c = slots.claim(); "
        "print(json.dumps({'gpu': c.gpu, 'slot': c.slot, 'source': c.source}), flush=True); sys.stdin.read()")
 
 

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_workflow import REPO, copy_workflow, snakemake
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from avvp import stats
 from avvp.errors import AvvpError
-from avvp.metrics import llp_scores, video_scores
-from avvp.stats import COLUMNS, VideoScores, bootstrap_ci, paired_bootstrap, video_matrix
+from avvp.evaluation import stats
+from avvp.evaluation.metrics import llp_scores, video_scores
+from avvp.evaluation.stats import COLUMNS, VideoScores, bootstrap_ci, paired_bootstrap, video_matrix
 
 
 def files(n: int, prefix: str = "vid") -> np.ndarray:

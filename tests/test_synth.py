@@ -9,11 +9,11 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import synth_llp
 
 from avvp.constants import CLASSES, DENSE_CSV, FEATURES, WEAK_CSV
 from avvp.data import synth
 from avvp.data.llp import LLPPaths, read_annotations
-from conftest import synth_llp
 
 Z = 4.5     # tolerance in standard errors (many comparisons; a true mismatch is far larger)
 

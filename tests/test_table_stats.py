@@ -11,9 +11,11 @@ import yaml
 from scipy import stats as scipy_stats
 from test_tables import TEN, _cli, _fake_tree, _md_row, _write_scores
 
-from avvp import evaluate, paths, stats, tables, variants
+from avvp import paths, variants
 from avvp.cli import main
 from avvp.errors import AvvpError
+from avvp.evaluation import evaluate, stats
+from avvp.reporting import tables
 
 # ------------------------------------------------------------------------------- avvp evaluate
 

@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from avvp import stats, tables, variants
+from avvp import variants
 from avvp.cli import main
 from avvp.errors import AvvpError
+from avvp.evaluation import stats
+from avvp.reporting import tables
 
 TABLES_YAML = Path(__file__).resolve().parents[1] / "config" / "tables.yaml"
 TEN = ["segment.audio", "event.audio", "segment.visual", "event.visual", "segment.audio_visual",

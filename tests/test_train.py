@@ -140,8 +140,8 @@ def test_changed_settings_start_over_and_keep_the_old_checkpoint(packed_tiny, tm
 # --- hand-made cases: targets, batch_loss, fit's arguments -------------------------------------------------------
 from avvp import variants  # noqa: E402
 from avvp.errors import AvvpError  # noqa: E402
-from avvp.losses import Batch, cms_augment, cms_partners, mmil_bce  # noqa: E402
-from avvp.train import Job, batch_loss, fit, improves, targets  # noqa: E402
+from avvp.training.losses import Batch, cms_augment, cms_partners, mmil_bce  # noqa: E402
+from avvp.training.train import Job, batch_loss, fit, improves, targets  # noqa: E402
 
 HAN_RECIPE = variants.get("HAN").recipe            # visual smoothing always, MIL target: the weak labels
 OURS_RECIPE = variants.get("HAN + Ours").recipe    # smoothing in epochs 1-2 only, MIL target: the union
@@ -309,10 +309,10 @@ def test_fit_selecting_without_a_split_is_an_avvp_error(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-# --- the step runner (avvp/graphs.py) inside fit: graph-shaped on CPU, the function of the eager step -----------
-from avvp import train as train_module  # noqa: E402
+# --- the step runner (avvp/training/graphs.py) inside fit: graph-shaped on CPU, the function of the eager step ---
+from avvp.training import train as train_module  # noqa: E402
 from avvp.data import dataset  # noqa: E402
-from avvp.graphs import StepRunner  # noqa: E402
+from avvp.training.graphs import StepRunner  # noqa: E402
 
 
 def fit_tiny(packed, out, row_name, graphs, monkeypatch, n=50, epochs=3, **recipe):

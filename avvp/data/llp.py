@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from avvp.constants import (CLASSES, CLASS_INDEX, DENSE_CSV, FEATURES, NUM_CLASSES, NUM_SEGMENTS, SPLITS,
-                            WEAK_CSV)
+from avvp.constants import CLASS_INDEX, CLASSES, DENSE_CSV, FEATURES, NUM_CLASSES, NUM_SEGMENTS, SPLITS, WEAK_CSV
 from avvp.errors import AvvpError
 from avvp.io import sha256_file
 

@@ -68,8 +68,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
-from avvp.constants import (CLASSES, DENSE_CSV, FEATURES, FRAMES_PER_SEGMENT, NUM_CLASSES,
-                            NUM_SEGMENTS, SPLITS, WEAK_CSV)
+from avvp.constants import CLASSES, DENSE_CSV, FEATURES, FRAMES_PER_SEGMENT, NUM_CLASSES, NUM_SEGMENTS, SPLITS, WEAK_CSV
 from avvp.data.llp import SYNTH_MANIFEST, TRAIN_TRUTH_CSV
 from avvp.errors import AvvpError
 from avvp.io import atomic_dir

@@ -19,7 +19,8 @@ from torch import nn
 from avvp.errors import AvvpError
 from avvp.models.ave import AVEBackbone
 from avvp.models.avsdn import AVSDNBackbone
-from avvp.models.cmco import MODES as CMCO_MODES, CMCo
+from avvp.models.cmco import MODES as CMCO_MODES
+from avvp.models.cmco import CMCo
 from avvp.models.han import STACKINGS, HANBackbone
 from avvp.models.inputs import D_MODEL, InputProjection
 from avvp.models.mmil import FrameHead, MMILPooling

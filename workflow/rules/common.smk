@@ -154,7 +154,7 @@ def quoted(names):
 CUDA = config["device"] == "cuda"
 # `gpu` is what the SLURM executor turns into --gpus; locally it limits concurrent GPU jobs (profiles/default).
 GPUS = config["slurm"]["gpus_per_job"] if CUDA else 0
-# CUDA jobs: K jobs per GPU for avvp/slots.py (AVVP_GPU_SLOTS, ignored under SLURM) and the graphed-step switch,
+# CUDA jobs: K jobs per GPU for avvp/training/slots.py (AVVP_GPU_SLOTS, ignored under SLURM) and the graphed-step switch,
 # both passed as rule params (empty on CPU, so CPU commands are unchanged). A graphed and an eager step compute the
 # same function, but on a GPU their random draws (dropout) come in another order, so the switch is a real setting.
 GPU_ENV = f"AVVP_GPU_SLOTS={config['gpu_slots']} " if CUDA else ""

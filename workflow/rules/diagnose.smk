@@ -1,5 +1,5 @@
 # Diagnostics beyond the ten numbers (issue 10): per-class F, modality leak, class co-occurrence and the
-# refinement's label quality, for every row of Table 2 over all seeds. See avvp/diagnose.py.
+# refinement's label quality, for every row of Table 2 over all seeds. See avvp/reporting/diagnose.py.
 
 # The files of results/diagnostics/, all in the HTML report (captions: workflow/report/diagnostic.rst).
 DIAGNOSTICS = ["per_class_f.csv", "per_class_diff.png", "leak.csv", "leak.png", "cooccurrence.csv",

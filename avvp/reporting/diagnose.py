@@ -33,12 +33,13 @@ import pandas as pd
 
 from avvp import paths
 from avvp.constants import CLASSES, NUM_CLASSES
-from avvp.diagnose_plots import cooccurrence_figure, diff_figure, leak_figure, refinement_figure
 from avvp.errors import AvvpError
-from avvp.figures import PREDICTION_KEYS as KEYS, load_predictions
+from avvp.evaluation.metrics import class_f, event_counts, segment_counts
 from avvp.io import write_text
-from avvp.metrics import class_f, event_counts, segment_counts
-from avvp.tables import load_table_spec
+from avvp.reporting.diagnose_plots import cooccurrence_figure, diff_figure, leak_figure, refinement_figure
+from avvp.reporting.figures import PREDICTION_KEYS as KEYS
+from avvp.reporting.figures import load_predictions
+from avvp.reporting.tables import load_table_spec
 
 MODALITIES = ("audio", "visual", "audio_visual")
 LEVEL_COUNTS = {"segment": segment_counts, "event": event_counts}
@@ -191,7 +192,7 @@ def gather_refinement(results: Path, seeds: list[int]) -> pd.DataFrame:
     """One row per (seed, scored_on, modality, class|'all') from results/refine/seed<S>/summary.json.
 
     scored_on: 'synthetic_train' (against_truth, synthetic data only), 'val', 'test' (against_annotations,
-    written by avvp/label_quality.py inside `avvp refine`).
+    written by avvp/evaluation/label_quality.py inside `avvp refine`).
     """
     rows = []
     for seed in seeds:

@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 from avvp.errors import AvvpError
-from avvp.metrics import KEYS, LEVELS
+from avvp.evaluation.metrics import KEYS, LEVELS
 
 # The ten numbers as the tables name them ("segment.audio", ...), the column order of `video_matrix`.
 COLUMNS = tuple(f"{level}.{key}" for level in LEVELS for key in KEYS)

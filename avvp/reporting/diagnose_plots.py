@@ -1,4 +1,4 @@
-"""The figures of `avvp diagnose` (avvp/diagnose.py computes what they show)."""
+"""The figures of `avvp diagnose` (avvp/reporting/diagnose.py computes what they show)."""
 
 from __future__ import annotations
 

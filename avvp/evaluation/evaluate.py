@@ -6,30 +6,18 @@ one batched forward pass over the split plus the vectorised metrics, well under 
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from avvp import metrics, paths, stats
+from avvp import paths
 from avvp.data import dataset
 from avvp.errors import AvvpError
+from avvp.evaluation import metrics, stats
 from avvp.io import load_torch, write_json, write_npz
-
-
-def autocast(precision: str, device: str):
-    """bf16 autocast for the forward pass (AVX512-BF16/AMX on CPUs, tensor cores on GPUs); fp32 is a no-op.
-
-    On CUDA the cast-weight cache is off: a training step may be captured as a CUDA graph (avvp.graphs), and
-    torch.cuda.graph needs autocast's cache off (a cached cast made at capture would be freed and reused).
-    The cache only saves re-casting a weight used twice in one forward; what that costs: not measured.
-    """
-    if precision == "bf16":
-        device_type = torch.device(device).type
-        return torch.autocast(device_type=device_type, dtype=torch.bfloat16, cache_enabled=device_type != "cuda")
-    return contextlib.nullcontext()
+from avvp.models.precision import autocast
 
 
 @torch.no_grad()

@@ -25,7 +25,7 @@ from avvp import variants as variants_mod  # noqa: E402
 from avvp.constants import CLASSES, NUM_SEGMENTS  # noqa: E402
 from avvp.errors import AvvpError  # noqa: E402
 from avvp.io import save_figure  # noqa: E402
-from avvp.tables import column_label, load_metrics  # noqa: E402
+from avvp.reporting.tables import column_label, load_metrics  # noqa: E402
 
 DEFAULT_METHODS = ["HAN", "MA* + Ours"]
 PREDICTION_KEYS = ("filenames", "audio", "visual", "gt_audio", "gt_visual")

@@ -65,7 +65,7 @@ def against_annotations(refine_labels, model, packed, seed: int, errors: dict, d
 
     `errors`: the removal thresholds' error rates measured on the TRAINING split (refine.threshold_errors),
     as MA uses them: the thresholds belong to the trained model, not to the split's own labels.
-    `refine_labels` is avvp.refine.refine_labels, passed in because refine imports this module. Partners
+    `refine_labels` is avvp.training.refine.refine_labels, passed in because refine imports this module. Partners
     are drawn within the split; a split where some video shares a class with every other is skipped with
     the reason (`avvp refine`'s own output must not fail for a diagnostic).
     """

@@ -21,14 +21,16 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from avvp import losses, paths, variants
+from avvp import paths, variants
 from avvp.data import dataset
 from avvp.errors import AvvpError
-from avvp.evaluate import autocast, score_split
-from avvp.graphs import StepRunner, capturable_adam, deterministic, lr_to_device
+from avvp.evaluation.evaluate import score_split
 from avvp.io import git_commit, load_torch, save_torch, sha256_file, write_json, write_text
-from avvp.losses import Batch
 from avvp.models import build
+from avvp.models.precision import autocast
+from avvp.training import losses
+from avvp.training.graphs import StepRunner, capturable_adam, deterministic, lr_to_device
+from avvp.training.losses import Batch
 from avvp.variants import Variant
 
 SELECT_METRIC = {"val": ("segment", "type_av"), "released": ("event", "type_av")}
@@ -288,7 +290,7 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
     `y_a`, `y_v` are the audio and visual label sources (the weak labels, or MA's refined labels).
     `select_split` is scored every epoch (validation; the test split under the released protocol); with
     `job.select == "last"` the last epoch is kept and no split is needed.
-    `graphs`: each training step as a CUDA graph (avvp.graphs; on CPU the same static-buffer path runs without
+    `graphs`: each training step as a CUDA graph (avvp.training.graphs; on CPU the same static-buffer path runs without
     capture); None = on for CUDA, off (the plain eager step) on CPU. Both compute the same function.
     """
     if job.select != "last" and select_split is None:

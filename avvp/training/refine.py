@@ -18,14 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avvp import label_quality, paths, variants
+from avvp import paths, variants
 from avvp.constants import CLASSES, NUM_CLASSES
 from avvp.data import dataset
 from avvp.errors import AvvpError
-from avvp.evaluate import predict
+from avvp.evaluation import label_quality
+from avvp.evaluation.evaluate import predict
 from avvp.io import write_json, write_npz
 from avvp.paths import MA_STEP1_EPOCHS
-from avvp.train import Job, fit, graphs_arg
+from avvp.training.train import Job, fit, graphs_arg
 
 
 def step1_job(seed: int, epochs: int | None, device: str, precision: str, data_sha256: str = "") -> Job:

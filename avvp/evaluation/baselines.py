@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from avvp import metrics
 from avvp.constants import NUM_SEGMENTS
+from avvp.evaluation import metrics
 
 
 def empty(gt_audio: np.ndarray, gt_visual: np.ndarray) -> dict:

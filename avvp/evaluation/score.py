@@ -22,8 +22,8 @@ import numpy as np
 from avvp.constants import CLASSES, NUM_CLASSES, NUM_SEGMENTS, WEAK_CSV
 from avvp.data.llp import read_split_annotations
 from avvp.errors import AvvpError
+from avvp.evaluation.metrics import llp_scores
 from avvp.io import write_json
-from avvp.metrics import llp_scores
 
 PREDICTION_ARRAYS = ("filenames", "audio", "visual")
 

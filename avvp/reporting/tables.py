@@ -23,9 +23,9 @@ import yaml
 from scipy import stats
 
 from avvp import paths
-from avvp import stats as video_stats
 from avvp import variants as variants_mod
 from avvp.errors import AvvpError
+from avvp.evaluation import stats as video_stats
 from avvp.io import git_commit, sha256_file, write_text
 
 # How the paper prints its two header rows (event type, then Seg./Event), flattened into one.

@@ -1,0 +1,1 @@
+"""Evaluation: the LLP metrics, scoring predictions (score, evaluate), bootstrap statistics, label quality."""

@@ -1,0 +1,1 @@
+"""Reporting: the tables, figures, diagnostics and the FLOPs/parameter profile."""
