@@ -53,6 +53,24 @@ def test_second_call_is_a_no_op(packed_tiny, tmp_path, capsys):
     assert (tmp_path / "r" / "best.pt").stat().st_mtime_ns == stamp
 
 
+def test_changing_the_graphs_switch_retrains_and_run_json_says_what_trained(packed_tiny, tmp_path, capsys):
+    """A graphed and an eager step draw random numbers in another order on a GPU, so `--graphs` is part of the
+    job: Snakemake reruns a job whose `cuda_graphs` changed (deleting its done.json first), and the rerun must
+    train again, not resume the other setting's finished checkpoint and relabel it."""
+    out = tmp_path / "r"
+    assert train(packed_tiny, out, "HAN", 1, "--graphs", "off") == 0
+    (out / "done.json").unlink()                    # what Snakemake does before it reruns the job
+    assert train(packed_tiny, out, "HAN", 1, "--graphs", "on") == 0
+    assert "starting over" in capsys.readouterr().out
+    assert (out / "last.stale.pt").exists()
+    done, run = (json.loads((out / name).read_text()) for name in ("done.json", "run.json"))
+    assert done["epochs_run"] == 1 and len((out / "log.csv").read_text().splitlines()) == 2
+    assert done["job"]["cuda_graphs"] is True and run["cuda_graphs"] is True
+    assert torch.load(out / "last.pt", weights_only=False)["job"]["cuda_graphs"] is True
+    assert train(packed_tiny, out, "HAN", 1, "--graphs", "on") == 0   # the same setting again: nothing to do
+    assert "already trained" in capsys.readouterr().out
+
+
 def test_killed_run_resumes_to_the_same_result(packed_tiny, tmp_path):
     """SIGKILL a run after its first epoch's checkpoint, start it again: same metrics as uninterrupted.
 
@@ -328,12 +346,11 @@ def fit_tiny(packed, out, row_name, graphs, monkeypatch, n=50, epochs=3, **recip
     monkeypatch.setattr(train_module, "StepRunner", Recording)
     row = variants.get(row_name)
     row = dataclasses.replace(row, recipe={**row.recipe, "batch": 16, **recipe})
-    job = Job.of(row, seed=5, epochs=epochs)
+    job = Job.of(row, seed=5, epochs=epochs, cuda_graphs=graphs)
     full = dataset.load_split(packed, "train")
     part = dataset.Split(name="train", filenames=full.filenames[:n], audio=full.audio[:n], visual=full.visual[:n],
                          motion=full.motion[:n], labels=full.labels[:n])
-    model, state = fit(job, part, part.labels, part.labels, dataset.load_split(packed, "val"), out, quiet=True,
-                       graphs=graphs)
+    model, state = fit(job, part, part.labels, part.labels, dataset.load_split(packed, "val"), out, quiet=True)
     return model, state, runners
 
 

@@ -29,12 +29,13 @@ from avvp.paths import MA_STEP1_EPOCHS
 from avvp.training.train import Job, fit, graphs_arg
 
 
-def step1_job(seed: int, epochs: int | None, device: str, precision: str, data_sha256: str = "") -> Job:
+def step1_job(seed: int, epochs: int | None, device: str, precision: str, data_sha256: str = "",
+              cuda_graphs: bool = False) -> Job:
     """HAN + MA's temporal contrast, HAN's recipe, MA_STEP1_EPOCHS epochs unless told, last epoch kept."""
     han = variants.get("HAN")
     step1 = replace(han, name="MA step 1", losses=("ma_contrast",), recipe={**han.recipe, "select": "last"})
     return Job.of(step1, seed, epochs=epochs or MA_STEP1_EPOCHS, select="last", precision=precision,
-                  device=device, inputs={"data": data_sha256})
+                  device=device, cuda_graphs=cuda_graphs, inputs={"data": data_sha256})
 
 
 def partners(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -132,9 +133,9 @@ def summary(train: dataset.Split, audio: np.ndarray, visual: np.ndarray) -> dict
 def run(args) -> None:
     out = Path(args.out)
     train = dataset.load_split(args.data, "train")
-    job = step1_job(args.seed, args.epochs, args.device, args.precision, dataset.manifest_sha256(args.data))
-    model, _ = fit(job, train.to(args.device), train.labels, train.labels, None, paths.step1_folder(out),
-                   graphs=graphs_arg(args, job))
+    job = step1_job(args.seed, args.epochs, args.device, args.precision, dataset.manifest_sha256(args.data),
+                    graphs_arg(args))
+    model, _ = fit(job, train.to(args.device), train.labels, train.labels, None, paths.step1_folder(out))
     train.to("cpu")  # step 2 indexes swapped copies on the host; predict moves each batch to the device
     model = model.to(args.device)
     errors = threshold_errors(model, train, args.device, args.precision)

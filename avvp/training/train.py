@@ -55,6 +55,10 @@ class Job:
     select: str                # val | released | last
     precision: str = "fp32"
     device: str = "cpu"
+    # Each step as a CUDA graph (avvp.training.graphs; on CPU the same static-buffer path without capture). A
+    # graphed and an eager step compute the same function, but on a GPU they draw random numbers (dropout) in
+    # another order: a setting of the run like any other, so changing it retrains.
+    cuda_graphs: bool = False
     inputs: dict = field(default_factory=dict)  # content hashes of the data (and refined labels) trained on
 
     @classmethod
@@ -284,14 +288,14 @@ def optimiser(job: Job, model):
 
 
 def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | None, out: Path,
-        quiet: bool = False, graphs: bool | None = None):
+        quiet: bool = False):
     """Train `job` on `train`, resuming from out/last.pt when it exists; returns the selected model and state.
 
     `y_a`, `y_v` are the audio and visual label sources (the weak labels, or MA's refined labels).
     `select_split` is scored every epoch (validation; the test split under the released protocol); with
     `job.select == "last"` the last epoch is kept and no split is needed.
-    `graphs`: each training step as a CUDA graph (avvp.training.graphs; on CPU the same static-buffer path runs without
-    capture); None = on for CUDA, off (the plain eager step) on CPU. Both compute the same function.
+    `job.cuda_graphs`: each training step as a CUDA graph (avvp.training.graphs; on CPU the same static-buffer
+    path runs without capture), else the plain eager step. Both compute the same function.
     """
     if job.select != "last" and select_split is None:
         raise AvvpError(f"{job.variant}: selecting by '{job.select}' needs a split to score (none given)")
@@ -305,9 +309,8 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
     state = resume_or_start(job, out, model, optim, sched, gen, quiet)
     if _on_cuda(job):
         lr_to_device(optim, job.device)  # a resumed optimiser holds the saved lr; graphs need a device tensor
-    use_graphs = _on_cuda(job) if graphs is None else graphs
     # Built after the resume: warm-up and capture see the restored weights, optimiser state and RNGs.
-    runner = StepRunner(model, optim, mode="graph" if use_graphs else "eager", max_graphs=8, generators=[gen])
+    runner = StepRunner(model, optim, mode="graph" if job.cuda_graphs else "eager", max_graphs=8, generators=[gen])
 
     patience = PATIENCE.get(job.select)
     bar = tqdm(range(state.epoch, job.epochs), initial=state.epoch, total=job.epochs,
@@ -343,10 +346,10 @@ def label_sources(row: Variant, train: dataset.Split, refined: str | None, data:
     return dataset.load_refined(refined, train)
 
 
-def graphs_arg(args, job: Job) -> bool:
+def graphs_arg(args) -> bool:
     """--graphs on|off; absent: on for CUDA, off on CPU (where the eager step is the reference)."""
     graphs = getattr(args, "graphs", None)
-    return _on_cuda(job) if graphs is None else graphs == "on"
+    return torch.device(args.device).type == "cuda" if graphs is None else graphs == "on"
 
 
 def run(args) -> None:
@@ -357,7 +360,7 @@ def run(args) -> None:
     refined = args.refined if row.labels == "refined" else None
     released = RELEASED_SELECT[row.recipe["released_select"]] if args.protocol == "released" else None
     job = Job.of(row, seed, epochs=args.epochs, select=released,
-                 precision=args.precision, device=args.device,
+                 precision=args.precision, device=args.device, cuda_graphs=graphs_arg(args),
                  inputs={"data": dataset.manifest_sha256(args.data),
                          "refined": sha256_file(refined) if refined else None})
     train = dataset.load_split(args.data, "train")
@@ -373,12 +376,10 @@ def run(args) -> None:
     write_json(paths.run_json(out), {**job.key(), "slug": row.slug, "requested_seed": args.seed,
                                   "protocol": args.protocol, "refined": args.refined,
                                   "data": str(Path(args.data).resolve()),
-                                  "data_manifest_sha256": job.inputs["data"], "git_commit": git_commit(),
-                                  "cuda_graphs": graphs_arg(args, job)})
+                                  "data_manifest_sha256": job.inputs["data"], "git_commit": git_commit()})
     t0 = time.perf_counter()
     train.to(args.device), select_split.to(args.device)
-    _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out,
-                   graphs=graphs_arg(args, job))
+    _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out)
     best = state.best
     write_json(done, {"selected_epoch": best["epoch"], "selected_by": best["metric"], "selected": best["scores"],
                       "epochs_run": state.epoch,
