@@ -113,9 +113,10 @@ def test_tsne(results, tmp_path):
 def test_spread(results, tmp_path):
     tables = tmp_path / "tables.yaml"
     tables.write_text(yaml.safe_dump({"tables": {"table2": {
-        "source": "Table 2", "columns": ["segment.audio", "event.audio", "segment.visual"],
-        "rows": [{"variant": "HAN", "published": [60.1, 51.3, 52.9], "base": None},
-                 {"variant": "HAN + Ours", "published": [59.2, 51.3, 59.9], "base": "HAN"}]}}}))
+        "title": "T", "source": "Table 2", "columns": ["segment.audio", "event.audio", "segment.visual"],
+        "rows": [{"variant": "HAN", "published": {"segment": {"audio": 60.1, "visual": 52.9}, "event": {"audio": 51.3}},
+                  "base": None},
+                 {"variant": "HAN + Ours", "published": {"segment": {"audio": 59.2}}, "base": "HAN"}]}}}))
     out = tmp_path / "spread.png"
     assert _figure(results, out, "spread", "--tables", str(tables)) == 0
     _is_png(out)

@@ -159,7 +159,8 @@ def test_changed_settings_start_over_and_keep_the_old_checkpoint(packed_tiny, tm
 from avvp import variants  # noqa: E402
 from avvp.errors import AvvpError  # noqa: E402
 from avvp.training.losses import Batch, cms_augment, cms_partners, mmil_bce  # noqa: E402
-from avvp.training.train import Job, batch_loss, fit, improves, targets  # noqa: E402
+from avvp.training.selection import SELECTION_RULES  # noqa: E402
+from avvp.training.train import Job, batch_loss, fit, targets  # noqa: E402
 
 HAN_RECIPE = variants.get("HAN").recipe            # visual smoothing always, MIL target: the weak labels
 OURS_RECIPE = variants.get("HAN + Ours").recipe    # smoothing in epochs 1-2 only, MIL target: the union
@@ -241,15 +242,13 @@ def _ma_as_han(tmp_path):
 
 
 def test_tie_keeps_the_first_epoch_by_default_and_the_later_one_released():
-    assert not improves("val", 50.0, 50.0) and improves("val", 50.1, 50.0)
-    assert improves("released", 50.0, 50.0) and not improves("released", 49.9, 50.0)
-
-
-def test_unknown_recipe_switch_is_an_avvp_error():
-    row = variants.get("MA")
-    bad = dataclasses.replace(row, recipe={**row.recipe, "mil_target": "audio_visual"})
-    with pytest.raises(AvvpError, match="mil_target='audio_visual' must be one of"):
-        Job.of(bad, seed=0)
+    val, released = SELECTION_RULES.get("val"), SELECTION_RULES.get("released")
+    assert not val.improves(50.0, 50.0) and val.improves(50.1, 50.0)
+    assert released.improves(50.0, 50.0) and not released.improves(49.9, 50.0)
+    # The released protocol early-stops on the TEST split (SPEC 5), by event-level Type@AV, patience 10.
+    assert (released.split, str(released.metric), released.patience) == ("test", "event type_av", 10)
+    assert (val.split, str(val.metric), val.patience) == ("val", "segment type_av", None)
+    assert SELECTION_RULES.get("last").split is None
 
 
 class RowWise(torch.nn.Module):

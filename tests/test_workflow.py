@@ -152,7 +152,8 @@ def test_commands_quote_row_names_and_pass_the_config(wf):
     # The refined labels of the same seed; refine's step 1 is 12/40 of the override, at least 1 epoch.
     # CUDA jobs claim one of K slots per GPU (AVVP_GPU_SLOTS) and run the graphed step (--graphs on).
     assert ("AVVP_GPU_SLOTS=1 avvp refine --data data/packed/default-s0 --seed 1 --out results/refine/seed1"
-            " --epochs 1 --device cuda --precision bf16 --graphs on --threads 2") in out
+            " --epochs 1 --device cuda --precision bf16 --variants-file config/variants.yaml --graphs on"
+            " --threads 2") in out
     assert ("AVVP_GPU_SLOTS=1 avvp train --variant 'MA* + Ours' --seed 1 --data data/packed/default-s0"
             " --out results/runs/ma_star_ours/seed1 --refined results/refine/seed1/refined_labels.npz --epochs 4"
             " --lr-scale 4.0 --device cuda --precision bf16 --protocol default") in out
@@ -237,20 +238,38 @@ def test_schema_fills_defaults_and_accepts_the_shipped_config():
     validate(minimal, str(REPO / "workflow/schemas/config.schema.yaml"))
     assert minimal == {"dataset": {"kind": "llp", "path": "/data/llp", "preset": "default", "seed": 0},
                        "annotation_version": "auto", "seeds": [0, 1, 2], "epochs": None,
-                       "lr_scale": {"han": 1.0, "ours": 1.0}, "device": "cpu",
+                       "lr_scale": {"han": 1.0, "ours": 1.0}, "plugins": [],
+                       "variants_files": ["config/variants.yaml"], "tables_files": ["config/tables.yaml"],
+                       "device": "cpu",
                        "precision": "fp32", "protocol": "default", "threads": 1,
                        "gpu_slots": 1, "cuda_graphs": True,
                        "slurm": {"partition": None, "account": None, "gpus_per_job": 1}}
 
 
-def test_unknown_table_row_is_an_error(tmp_path):
-    wd = copy_workflow(tmp_path / "wf")
-    spec = yaml.safe_load((wd / "config/tables.yaml").read_text())
+def _typo_in_tables(spec):
     spec["tables"]["table1"]["rows"].append({"variant": "HAN + Magic", "published": None, "base": None})
-    (wd / "config/tables.yaml").write_text(yaml.safe_dump(spec))
+
+
+def _typo_in_variants(spec):
+    spec["variants"]["MA"]["gating"] = "hann"
+
+
+@pytest.mark.parametrize("sheet, typo, message", [
+    ("tables", _typo_in_tables, "config/tables.yaml: table 'table1' row 9 ('HAN + Magic'): variant: unknown variant "
+                                "'HAN + Magic' (not in config/variants.yaml)"),
+    ("variants", _typo_in_variants, "config/variants.yaml: variant 'MA': gating: 'hann' is not one of "
+                                    "['han', 'ma'] (gatings)"),
+])
+def test_a_typo_in_a_sheet_stops_the_workflow_before_any_job(tmp_path, sheet, typo, message):
+    """The workflow validates both sheets when it starts (avvp/sheets.py), as avvp does; one line says where."""
+    wd = copy_workflow(tmp_path / "wf")
+    spec = yaml.safe_load((wd / f"config/{sheet}.yaml").read_text())
+    typo(spec)
+    (wd / f"config/{sheet}.yaml").write_text(yaml.safe_dump(spec))
     proc = snakemake(wd, "--dry-run")
     assert proc.returncode != 0
-    assert "table1 row 'HAN + Magic' is not in config/variants.yaml" in proc.stdout + proc.stderr
+    assert message in proc.stdout + proc.stderr
+    assert not (wd / "results").exists() and not (wd / "data").exists()
 
 
 def test_interrupted_training_resumes_and_nothing_else_reruns(tmp_path):
