@@ -17,6 +17,9 @@ import numpy as np
 from avvp import paths
 from avvp.errors import AvvpError
 
+# The arrays of predictions.npz that hold the binary predictions and the annotations, with the videos' names.
+BINARY = ("filenames", "audio", "visual", "gt_audio", "gt_visual")
+
 
 def read_json(path: str | Path, hint: str) -> dict:
     """A JSON file; `hint` (how to make it) completes the error of a missing one."""

@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 
 from avvp import paths, variants
+from avvp import sheets
 from avvp.evaluation import metrics, stats
 from avvp.reporting import tables
 
@@ -74,7 +75,7 @@ def main() -> None:
         fake_runs(tmp / "results", list(dict.fromkeys(names)), args.seeds, args.videos)
         tables_file, config = table_spec(tmp, names)
         start = time.perf_counter()
-        spec = tables.load_table_spec(tables_file, "table2")
+        spec = sheets.table("table2", tables_file)
         rows = tables.collect(spec, tmp / "results", list(range(args.seeds)), False, n_resamples=args.resamples)
         collected = time.perf_counter() - start
         tables.build("table2", tmp / "results", config, tables_file, seeds=list(range(args.seeds)))

@@ -37,7 +37,6 @@ from avvp.evaluation.metrics import class_f, event_counts, segment_counts
 from avvp.io import write_text
 from avvp.reporting.diagnose_plots import cooccurrence_figure, diff_figure, leak_figure, refinement_figure
 
-KEYS = ("filenames", "audio", "visual", "gt_audio", "gt_visual")   # what it reads of each run's test predictions
 MODALITIES = ("audio", "visual", "audio_visual")
 LEVEL_COUNTS = {"segment": segment_counts, "event": event_counts}
 REFINEMENT_COLUMNS = ["seed", "scored_on", "modality", "class", "removals", "correct_removals", "should_remove",
@@ -99,10 +98,10 @@ def test_predictions(results: Path, variant: str, seed: int) -> dict:
     """The arrays of one evaluated run's test predictions, as bool (N, 25, 10)."""
     run = paths.run_dir(variant, seed, results)
     path = paths.predictions_npz(run, "test")
-    arrays = outputs.predictions(run, KEYS)
+    arrays = outputs.predictions(run, outputs.BINARY)
     out = {k: a if k == "filenames" else a.astype(bool) for k, a in arrays.items()}
     shape = out["gt_audio"].shape
-    if len(shape) != 3 or shape[1] != NUM_CLASSES or any(out[k].shape != shape for k in KEYS[1:]):
+    if len(shape) != 3 or shape[1] != NUM_CLASSES or any(out[k].shape != shape for k in outputs.BINARY[1:]):
         raise AvvpError(f"{path}: audio, visual, gt_audio, gt_visual must share one (N, 25, T) shape")
     out["path"] = path
     return out

@@ -29,7 +29,6 @@ from avvp.io import save_figure
 from avvp.registry import Registry
 from avvp.reporting import column_label
 
-PREDICTION_KEYS = ("filenames", "audio", "visual", "gt_audio", "gt_visual")
 SOURCE_COLOURS = {"ground truth": "#333333"}
 METHOD_COLOURS = ["#1f77b4", "#d62728"]
 
@@ -43,7 +42,7 @@ def _pyplot():
     return plt
 
 
-def aligned(results: Path, methods: list[str], seed: int, keys=PREDICTION_KEYS) -> list[dict]:
+def aligned(results: Path, methods: list[str], seed: int, keys=outputs.BINARY) -> list[dict]:
     """Both methods' predictions, reordered to the first method's video order."""
     preds = [outputs.predictions(paths.run_dir(m, seed, results), keys) for m in methods]
     ref = [str(f) for f in preds[0]["filenames"]]

@@ -25,6 +25,7 @@ from avvp.errors import AvvpError
 from avvp.evaluation import label_quality
 from avvp.evaluation.evaluate import predict
 from avvp.io import write_json, write_npz
+from avvp.training import labels
 from avvp.training.train import Job, fit, graphs_arg
 
 
@@ -132,7 +133,9 @@ def run(args) -> None:
     out = Path(args.out)
     train = dataset.load_split(args.data, "train")
     job = step1_job(args)
-    model, _ = fit(job, train.to(args.device), train.labels, train.labels, None, paths.step1_folder(out))
+    y_a, y_v = labels.load(job.labels, train, {}, f"variant '{job.variant}'", args.data, args.seed)
+    model, _ = fit(job, train.to(args.device), y_a.to(args.device), y_v.to(args.device), None,
+                   paths.step1_folder(out))
     train.to("cpu")  # step 2 indexes swapped copies on the host; predict moves each batch to the device
     model = model.to(args.device)
     errors = threshold_errors(model, train, args.device, args.precision)
