@@ -13,7 +13,6 @@ import sys
 
 from avvp import paths, plugins
 from avvp.errors import AvvpError
-from avvp.reporting.figures import FIGURES
 from avvp.training import labels
 
 
@@ -141,7 +140,8 @@ def _table(sub):
 
 def _figure(sub):
     p = sub.add_parser("figure", help="the paper's figures from evaluated runs")
-    p.add_argument("--kind", required=True, choices=FIGURES.names())
+    p.add_argument("--kind", required=True, help="a figure kind: timeline, tsne, spread, or a plugin's "
+                                                 "(avvp/reporting/figures.py FIGURES)")
     p.add_argument("--results", default="results")
     _sheet_args(p, tables=True)
     p.add_argument("--methods", nargs="+", help="the rows to show (default: the kind's own; avvp/reporting/figures.py)")

@@ -11,8 +11,6 @@ from __future__ import annotations
 import copy
 from typing import Callable, Iterable
 
-import jsonschema
-
 from avvp.errors import AvvpError
 from avvp.registry import Registry
 
@@ -52,8 +50,10 @@ def resolved(schema: dict) -> dict:
     return out
 
 
-def _allowed_keys(error: jsonschema.ValidationError) -> list[str]:
+def _allowed_keys(error) -> list[str]:
     """The keys an object may hold: its schema's `properties` and those of every `allOf` branch in force."""
+    import jsonschema
+
     schema, keys = error.schema, list(error.schema.get("properties", {}))
     for branch in schema.get("allOf", []):
         condition = branch.get("if")
@@ -62,7 +62,7 @@ def _allowed_keys(error: jsonschema.ValidationError) -> list[str]:
     return keys
 
 
-def message(error: jsonschema.ValidationError) -> str:
+def message(error) -> str:
     """jsonschema's message, with unknown keys and registry choices said plainly."""
     if error.validator in ("additionalProperties", "unevaluatedProperties"):
         allowed = _allowed_keys(error)
@@ -72,13 +72,15 @@ def message(error: jsonschema.ValidationError) -> str:
     return error.message + (f" ({named})" if named else "")
 
 
-def _specificity(error: jsonschema.ValidationError):
+def _specificity(error):
     # The deepest error says most about what is wrong (a bad backbone name leaves its switches unevaluated too).
     return error.validator == "unevaluatedProperties", -len(error.absolute_path), list(map(str, error.path))
 
 
 def check(instance, schema: dict, where: Callable[[list], str]) -> None:
     """AvvpError (one line) unless `instance` matches the resolved `schema`; `where(path)` names the place."""
+    import jsonschema   # here, not at the top: registering entries (and `avvp --help`) does not need it
+
     validator = jsonschema.Draft202012Validator(resolved(schema))
     errors = sorted(validator.iter_errors(instance), key=_specificity)
     if errors:

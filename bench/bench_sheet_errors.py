@@ -48,7 +48,16 @@ def case(folder: Path, sheet: str, edit) -> list[str]:
     return [str(AVVP), "table", "--table", "table1", "--tables", str(bad), "--out", str(folder / "t" / "x.md")]
 
 
+def wall(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, capture_output=True, cwd=REPO)
+    return time.perf_counter() - t0
+
+
 def main() -> None:
+    # What this machine's load costs any command: a bare Python, and `avvp --help`.
+    print(f"reference: python -c pass {wall([sys.executable, '-c', 'pass']):.2f} s, "
+          f"avvp --help {wall([str(AVVP), '--help']):.2f} s\n")
     print("| typo | exit | seconds | stderr |\n|---|---|---|---|")
     for sheet, cases in (("variants", VARIANTS), ("tables", TABLES)):
         for name, edit in cases:

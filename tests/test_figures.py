@@ -128,6 +128,8 @@ def test_spread(results, tmp_path):
 def test_errors(results, tmp_path, capsys):
     assert _figure(results, tmp_path / "t.png", "timeline", "--methods", "HAN") == 1
     assert "exactly two" in capsys.readouterr().err
+    assert _figure(results, tmp_path / "t.png", "tsen") == 1
+    assert "unknown figure 'tsen' (known: timeline, tsne, spread)" in capsys.readouterr().err
     with pytest.raises(AvvpError, match="ma_star/seed0/test/predictions.npz: missing .*avvp evaluate"):
         figures.timeline(results, ["HAN", "MA*"], 0, tmp_path / "t.png")
     npz = results / "runs" / "han_ours" / "seed0" / "test" / "predictions.npz"

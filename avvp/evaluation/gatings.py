@@ -9,10 +9,7 @@ gating, so a table can compare two rows under one.
 
 from __future__ import annotations
 
-import numpy as np
-
 from avvp import schema
-from avvp.evaluation.metrics import gated, video_gate
 from avvp.registry import Registry
 
 GATINGS = Registry("gating")
@@ -20,18 +17,23 @@ schema.known(GATINGS)
 
 
 @GATINGS.register("han", description="HAN's video-level gate")
-def han(probs: dict) -> tuple[np.ndarray, np.ndarray]:
+def han(probs: dict):
     """HAN (also the paper's code): a class can be on in either modality only if `global_prob >= 0.5`."""
+    # metrics (numpy) is imported when a gating runs, not when the sheets list the gatings.
+    from avvp.evaluation.metrics import gated, video_gate
+
     gate = video_gate(probs, "global_prob")
     return gated(probs["frame_prob"], gate, gate)
 
 
 @GATINGS.register("ma", description="MA's per-modality gates (audio by a_prob, visual by v_prob)")
-def ma(probs: dict) -> tuple[np.ndarray, np.ndarray]:
+def ma(probs: dict):
     """MA's own code: audio is gated by `a_prob >= 0.5`, visual by `v_prob >= 0.5`."""
+    from avvp.evaluation.metrics import gated, video_gate
+
     return gated(probs["frame_prob"], video_gate(probs, "a_prob"), video_gate(probs, "v_prob"))
 
 
-def binarize(probs: dict, gating: str = "han", **params) -> tuple[np.ndarray, np.ndarray]:
+def binarize(probs: dict, gating: str = "han", **params):
     """Binary (audio, visual) predictions of `probs` under the registered `gating`."""
     return GATINGS.get(gating)(probs, **params)

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from avvp.constants import COLUMNS, KEYS, LEVELS  # noqa: F401  (the ten numbers' names, here as everywhere)
+
 THRESHOLD = 0.5       # probability -> decision, everywhere in the protocol
 IOU_THRESHOLD = 0.5   # an event matches when IoU >= 0.5 (kept as the exact test 2 * inter >= union)
 
-LEVELS = ("segment", "event")
-KEYS = ("audio", "visual", "audio_visual", "type_av", "event_av")
-# The ten numbers as the tables name them ("segment.audio", ...): config/tables.yaml's columns, per_video.npz's.
-COLUMNS = tuple(f"{level}.{key}" for level in LEVELS for key in KEYS)
+# The ten numbers' names: LEVELS, KEYS and COLUMNS ("segment.audio", ...; tables.yaml's, per_video.npz's),
+# defined in avvp/constants.py and imported above.
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -44,8 +44,8 @@ class Job:
     spec: dict                 # normalised model spec, dropout included
     recipe: dict
     losses: tuple
-    labels: str                # weak | refined
-    gating: str                # han | ma
+    labels: str                # a label source (avvp.training.labels): weak | refined
+    gating: str                # a gating (avvp.evaluation.gatings): han | ma
     seed: int
     epochs: int
     select: str                # a selection rule (avvp.training.selection): val | released | last
@@ -55,7 +55,7 @@ class Job:
     # graphed and an eager step compute the same function, but on a GPU they draw random numbers (dropout) in
     # another order: a setting of the run like any other, so changing it retrains.
     cuda_graphs: bool = False
-    inputs: dict = field(default_factory=dict)  # content hashes of the data (and refined labels) trained on
+    inputs: dict = field(default_factory=dict)  # content hashes of the data and the label source's files
 
     @classmethod
     def of(cls, row: Variant, seed: int, epochs: int | None = None, select: str | None = None, **run) -> Job:
