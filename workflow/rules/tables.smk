@@ -1,4 +1,4 @@
-# Reporting: parameters and FLOPs (Table 4), the four tables, the figures.
+# Reporting: parameters and FLOPs (Table 4), the tables of the tables sheets, the figures.
 
 
 rule profile:
