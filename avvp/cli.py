@@ -11,7 +11,9 @@ import argparse
 import importlib
 import sys
 
+from avvp import paths, plugins
 from avvp.errors import AvvpError
+from avvp.training import labels
 
 
 def _synth(sub):
@@ -56,6 +58,16 @@ def _compute_args(p, precision: bool = True) -> None:
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
 
 
+def _sheet_args(p, tables: bool = False) -> None:
+    """The sheets a subcommand reads, each repeatable: the files are merged in order (a user's adds rows,
+    recipes or tables to the paper's) and validated before anything runs."""
+    p.add_argument("--variants-file", action="append",
+                   help="a variants sheet (default config/variants.yaml); repeat to merge several")
+    if tables:
+        p.add_argument("--tables-file", "--tables", dest="tables", action="append",
+                       help="a tables sheet (default config/tables.yaml); repeat to merge several")
+
+
 def _graphs_arg(p) -> None:
     p.add_argument("--graphs", choices=["on", "off"],
                    help="each training step as a CUDA graph (avvp/training/graphs.py; the same function as off). "
@@ -67,7 +79,8 @@ def _refine(sub):
     p.add_argument("--data", required=True, help="packed dataset (avvp pack)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder: refined_labels.npz, summary.json, step1/")
-    p.add_argument("--epochs", type=int, help="step-1 epochs (default 12, as MA)")
+    p.add_argument("--epochs", type=int, help="step-1 epochs (default: the row 'MA step 1''s, 12 as MA)")
+    _sheet_args(p)
     _compute_args(p)
     _graphs_arg(p)
     return "avvp.training.refine"
@@ -79,12 +92,13 @@ def _train(sub):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", required=True, help="packed dataset (avvp pack)")
     p.add_argument("--out", required=True, help="run folder: checkpoints, log.csv, run.json")
-    p.add_argument("--refined", help="refined_labels.npz from `avvp refine` (variants on refined labels)")
+    for name, file in labels.files().items():      # each label source's files, e.g. --refined
+        p.add_argument(f"--{name}", help=file.help)
     p.add_argument("--epochs", type=int, help="override the recipe's epoch count")
     p.add_argument("--protocol", default="default", choices=["default", "released"])
     p.add_argument("--lr-scale", type=float, default=1.0,
                    help="multiply the recipe's learning rate (short runs on small data; recorded in run.json)")
-    p.add_argument("--variants-file", help="override config/variants.yaml")
+    _sheet_args(p)
     _compute_args(p)
     _graphs_arg(p)
     return "avvp.training.train"
@@ -105,7 +119,7 @@ def _profile(sub):
     p.add_argument("--variant", required=True)
     p.add_argument("--batch", type=int, default=64, help="videos in the profiled forward pass (paper: 64)")
     p.add_argument("--out", help="also write the JSON here")
-    p.add_argument("--variants-file", help="override config/variants.yaml")
+    _sheet_args(p)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="accepted like the other stages', but counting runs on CPU: the counts do not depend on "
                         "the device, and thop and the FLOP counter's added formulas are the CPU kernels'")
@@ -114,10 +128,10 @@ def _profile(sub):
 
 def _table(sub):
     p = sub.add_parser("table", help="assemble one of the paper's tables from evaluated runs")
-    p.add_argument("--table", required=True, choices=["table1", "table2", "table3", "table4"])
+    p.add_argument("--table", required=True, help="a table of the tables sheet, e.g. table2")
     p.add_argument("--results", default="results", help="results folder holding runs/ and profile/")
     p.add_argument("--config", default="config/config.yaml")
-    p.add_argument("--tables", default="config/tables.yaml")
+    _sheet_args(p, tables=True)
     p.add_argument("--seeds", type=int, nargs="+", help="seeds to aggregate (default: from config)")
     p.add_argument("--data", help="packed dataset whose manifest describes the data (for the header)")
     p.add_argument("--out", required=True, help="output .md (a .csv is written beside it)")
@@ -126,10 +140,11 @@ def _table(sub):
 
 def _figure(sub):
     p = sub.add_parser("figure", help="the paper's figures from evaluated runs")
-    p.add_argument("--kind", required=True, choices=["timeline", "tsne", "spread"])
+    p.add_argument("--kind", required=True, help="a figure kind: timeline, tsne, spread, or a plugin's "
+                                                 "(avvp/reporting/figures.py FIGURES)")
     p.add_argument("--results", default="results")
-    p.add_argument("--tables", default="config/tables.yaml")
-    p.add_argument("--methods", nargs="+", help="variant names to compare (timeline, tsne)")
+    _sheet_args(p, tables=True)
+    p.add_argument("--methods", nargs="+", help="the rows to show (default: the kind's own; avvp/reporting/figures.py)")
     p.add_argument("--seeds", type=int, nargs="+")
     p.add_argument("--out", required=True, help="output .png")
     return "avvp.reporting.figures"
@@ -138,8 +153,8 @@ def _figure(sub):
 def _diagnose(sub):
     p = sub.add_parser("diagnose", help="per-class F, modality leak, co-occurrence and label quality of a table's rows")
     p.add_argument("--results", default="results", help="results folder holding runs/ and refine/")
-    p.add_argument("--tables", default="config/tables.yaml")
-    p.add_argument("--table", default="table2", choices=["table1", "table2", "table3", "table4"],
+    _sheet_args(p, tables=True)
+    p.add_argument("--table", default=paths.DIAGNOSED_TABLE,
                    help="whose rows to diagnose (each compared with its `base` row)")
     p.add_argument("--methods", nargs="+", help="only these rows of the table")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average over (test split)")
@@ -164,10 +179,26 @@ def parser() -> tuple[argparse.ArgumentParser, dict]:
     return ap, modules
 
 
+def check_sheets(args) -> None:
+    """Load (and so validate) the sheets the subcommand reads, before it imports torch or touches a file."""
+    from avvp import sheets
+
+    if hasattr(args, "variants_file"):
+        sheets.variants(args.variants_file)
+    if hasattr(args, "tables"):
+        sheets.tables(args.tables, args.variants_file)
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        plugins.load(plugins.from_env())   # before the parser: plugins add choices (e.g. a label source's file)
+    except AvvpError as e:
+        print(f"avvp: error: {e}", file=sys.stderr)
+        return 1
     ap, modules = parser()
     args = ap.parse_args(argv)
     try:
+        check_sheets(args)
         # Pick this job's GPU before anything initialises CUDA (profile counts on CPU: it needs no GPU).
         if getattr(args, "device", None) == "cuda" and args.command != "profile":
             importlib.import_module("avvp.training.slots").claim()

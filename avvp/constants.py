@@ -20,5 +20,10 @@ FEATURES = {
 }
 
 SPLITS = ("train", "val", "test")
+
+# The ten LLP numbers (avvp.evaluation.metrics): two levels x five scores; as columns "segment.audio", ...
+LEVELS = ("segment", "event")
+KEYS = ("audio", "visual", "audio_visual", "type_av", "event_av")
+COLUMNS = tuple(f"{level}.{key}" for level in LEVELS for key in KEYS)
 WEAK_CSV = {"train": "AVVP_train.csv", "val": "AVVP_val_pd.csv", "test": "AVVP_test_pd.csv"}
 DENSE_CSV = {"audio": "AVVP_eval_audio.csv", "visual": "AVVP_eval_visual.csv"}

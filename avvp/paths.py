@@ -15,23 +15,32 @@ the rules spell their patterns through it too: `run_folder("{slug}", "{seed}")`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-
-from avvp.variants import slug
 
 RESULTS = "results"
 DATA = "data"
 
-# MA's step 1 trains 12 epochs where the recipes train 40 (SPEC); an epochs override scales it alike.
-MA_STEP1_EPOCHS = 12
-RECIPE_EPOCHS = 40
+# The row of config/variants.yaml that `avvp refine` trains (MA's step 1).
+REFINE_ROW = "MA step 1"
 
 
-def step1_epochs(epochs_override: int | None) -> int:
-    """MA's step-1 epochs: 12, or an override N of the recipes' 40 scaled by 12/40 (at least 1)."""
+def step1_epochs(epochs_override: int | None, variants_files=None) -> int:
+    """MA's step-1 epochs: the refine row's own (12, its override of HAN's 40), or, when the config overrides
+    every recipe's epochs with N, the same share of N: round(N * 12 / 40), at least 1."""
+    from avvp import sheets, variants   # not at the top: the sheets name paths
+
+    row = variants.get(REFINE_ROW, variants_files)
     if not epochs_override:
-        return MA_STEP1_EPOCHS
-    return max(1, round(epochs_override * MA_STEP1_EPOCHS / RECIPE_EPOCHS))
+        return row.recipe["epochs"]
+    full = sheets.variants(variants_files).recipes[row.recipe_name]["epochs"]
+    return max(1, round(epochs_override * row.recipe["epochs"] / full))
+
+
+def slug(name: str) -> str:
+    """A file-system name for a row: 'MA* + CM-Co' -> 'ma_star_cm_co'."""
+    s = name.replace("*", "_star").lower()
+    return re.sub(r"[^a-z0-9]+", "_", s).strip("_")
 
 
 # --- data -----------------------------------------------------------------------------------------------------
@@ -109,7 +118,7 @@ def predictions_npz(run: str | Path, split: str) -> Path:
 
 
 def per_video_npz(run: str | Path, split: str) -> Path:
-    """`avvp evaluate`'s per-video scores beside metrics.json: `filenames`, `columns` (stats.COLUMNS),
+    """`avvp evaluate`'s per-video scores beside metrics.json: `filenames`, `columns` (metrics.COLUMNS),
     `own_gating`, and one (videos, 10) array in [0, 1] per gating ('han', 'ma'). The tables read it and
     never re-score."""
     return Path(run) / split / "per_video.npz"
@@ -171,6 +180,19 @@ def figure_png(kind: str, results: str | Path = RESULTS) -> Path:
 def diagnostics_dir(results: str | Path = RESULTS) -> Path:
     """`avvp diagnose`'s CSVs and figures (the workflow's diagnose rule)."""
     return Path(results) / "diagnostics"
+
+
+# What `avvp diagnose` writes into its folder (README "Diagnostics"), by what it holds; the workflow asks for all.
+DIAGNOSTICS = {"per_class_f": "per_class_f.csv", "per_class_diff": "per_class_diff.png", "leak": "leak.csv",
+               "leak_figure": "leak.png", "cooccurrence": "cooccurrence.csv",
+               "cooccurrence_matrices": "cooccurrence_matrices.csv", "cooccurrence_figure": "cooccurrence.png",
+               "refinement": "refinement.csv", "refinement_figure": "refinement.png"}
+DIAGNOSED_TABLE = "table2"   # whose rows the workflow (and `avvp diagnose` by default) diagnoses
+
+
+def diagnostic(name: str, out: str | Path) -> Path:
+    """One of `avvp diagnose`'s files in its --out folder, by its DIAGNOSTICS name."""
+    return Path(out) / DIAGNOSTICS[name]
 
 
 def config_yaml(results: str | Path = RESULTS) -> Path:

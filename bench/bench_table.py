@@ -19,13 +19,14 @@ import numpy as np
 import yaml
 
 from avvp import paths, variants
-from avvp.evaluation import stats
+from avvp import sheets
+from avvp.evaluation import metrics, stats
 from avvp.reporting import tables
 
 
 def _numbers(x: np.ndarray) -> dict:
     out = {"segment": {}, "event": {}}
-    for i, c in enumerate(stats.COLUMNS):
+    for i, c in enumerate(metrics.COLUMNS):
         level, kind = c.split(".")
         out[level][kind] = 100 * float(x[:, i].mean())
     return out
@@ -39,8 +40,8 @@ def fake_runs(results: Path, names: list[str], seeds: int, videos: int) -> None:
         for seed in range(seeds):
             run = paths.run_dir(name, seed, results)
             paths.metrics_json(run, "test").parent.mkdir(parents=True)
-            by = {g: rng.uniform(0, 1, size=(videos, len(stats.COLUMNS))) for g in ("han", "ma")}
-            np.savez_compressed(paths.per_video_npz(run, "test"), filenames=files, columns=np.array(stats.COLUMNS),
+            by = {g: rng.uniform(0, 1, size=(videos, len(metrics.COLUMNS))) for g in ("han", "ma")}
+            np.savez_compressed(paths.per_video_npz(run, "test"), filenames=files, columns=np.array(metrics.COLUMNS),
                                 own_gating=np.array(own), **by)
             numbers = {g: _numbers(x) for g, x in by.items()}
             paths.by_gating_json(run, "test").write_text(json.dumps({"own": own, **numbers}))
@@ -52,7 +53,7 @@ def table_spec(tmp: Path, names: list[str]) -> tuple[Path, Path]:
     base = {n: ("MA" if n != "MA" and variants.get(n).gating == "han" and n.startswith("MA") else "HAN")
             for n in names}
     rows = [{"variant": n, "published": None, "base": None if n == "HAN" else base[n]} for n in names]
-    spec = {"title": "bench", "source": "Table 9", "columns": list(stats.COLUMNS), "rows": rows}
+    spec = {"title": "bench", "source": "Table 9", "columns": list(metrics.COLUMNS), "rows": rows}
     tables_file, config = tmp / "tables.yaml", tmp / "config.yaml"
     tables_file.write_text(yaml.safe_dump({"source": "bench", "tables": {"table2": spec}}))
     config.write_text(yaml.safe_dump({"dataset": {"kind": "synthetic"}, "seeds": [0]}))
@@ -74,12 +75,12 @@ def main() -> None:
         fake_runs(tmp / "results", list(dict.fromkeys(names)), args.seeds, args.videos)
         tables_file, config = table_spec(tmp, names)
         start = time.perf_counter()
-        spec = tables.load_table_spec(tables_file, "table2")
+        spec = sheets.table("table2", tables_file)
         rows = tables.collect(spec, tmp / "results", list(range(args.seeds)), False, n_resamples=args.resamples)
         collected = time.perf_counter() - start
         tables.build("table2", tmp / "results", config, tables_file, seeds=list(range(args.seeds)))
         total = time.perf_counter() - start - collected
-    print(f"{len(rows)} rows x {args.seeds} seeds x {args.videos} videos x {len(stats.COLUMNS)} numbers, "
+    print(f"{len(rows)} rows x {args.seeds} seeds x {args.videos} videos x {len(metrics.COLUMNS)} numbers, "
           f"{args.resamples} resamples: collect (read + intervals + both tests) {collected:.2f} s; "
           f"whole `avvp table` build {total:.2f} s")
 

@@ -9,17 +9,16 @@ Prints markdown. Numbers come from the runs' own metrics.json/done.json; the ref
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from tabulate import tabulate
 
-from avvp import variants
+from avvp import outputs, paths, variants
 from avvp.data import dataset
 from avvp.evaluation import baselines
+from avvp.evaluation.metrics import KEYS, LEVELS
 
-COLUMNS = [(level, key) for level in ("segment", "event")
-           for key in ("audio", "visual", "audio_visual", "type_av", "event_av")]
+COLUMNS = [(level, key) for level in LEVELS for key in KEYS]
 HEADERS = [f"{'Seg' if level == 'segment' else 'Ev'} {key}" for level, key in COLUMNS]
 
 
@@ -41,15 +40,13 @@ def main() -> None:
     rows = [row("(empty prediction)", baselines.empty(test.gt_audio, test.gt_visual), "-", copy),
             row("(video labels copied to every second)", copy, "-")]
     for name in variants.names():
-        run = results / "runs" / variants.slug(name) / f"seed{args.seed}"
-        metrics, done = run / "test" / "metrics.json", run / "done.json"
-        if metrics.is_file() and done.is_file():
-            secs = json.loads(done.read_text())["seconds"]
-            rows.append(row(name, json.loads(metrics.read_text()), f"{secs:.0f}", copy))
+        run = paths.run_dir(name, args.seed, results)
+        done = outputs.done(run)
+        if done is not None and paths.metrics_json(run, "test").is_file():
+            rows.append(row(name, outputs.metrics(run), f"{done['seconds']:.0f}", copy))
     print(tabulate(rows, headers=["row"] + HEADERS + ["Seg type_av - copy", "train s"], tablefmt="pipe"))
-    summary = results / "refine" / f"seed{args.seed}" / "summary.json"
-    if summary.is_file():
-        s = json.loads(summary.read_text())
+    if paths.refine_summary(args.seed, results).is_file():
+        s = outputs.refine_summary(args.seed, results)
         print(f"\nRefinement (seed {args.seed}): removed {s['removed']}")
         for m, t in (s.get("against_truth") or {}).items():
             print(f"- {m}: precision {t['precision']}, recall {t['recall']} "

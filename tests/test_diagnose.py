@@ -161,7 +161,8 @@ def tree(tmp_path):
                    {"against_truth": {"audio": scores, "visual": scores},
                     "against_annotations": {"val": {"audio": scores, "visual": scores}, "test": {"skipped": "x"}}})
     tables = tmp_path / "tables.yaml"
-    tables.write_text(yaml.safe_dump({"tables": {"table2": {"columns": ["segment.audio"], "rows": ROWS}}}))
+    tables.write_text(yaml.safe_dump({"tables": {"table2": {"title": "T", "source": "Table 2",
+                                                            "columns": ["segment.audio"], "rows": ROWS}}}))
     return tmp_path, results, tables
 
 

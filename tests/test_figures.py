@@ -113,9 +113,10 @@ def test_tsne(results, tmp_path):
 def test_spread(results, tmp_path):
     tables = tmp_path / "tables.yaml"
     tables.write_text(yaml.safe_dump({"tables": {"table2": {
-        "source": "Table 2", "columns": ["segment.audio", "event.audio", "segment.visual"],
-        "rows": [{"variant": "HAN", "published": [60.1, 51.3, 52.9], "base": None},
-                 {"variant": "HAN + Ours", "published": [59.2, 51.3, 59.9], "base": "HAN"}]}}}))
+        "title": "T", "source": "Table 2", "columns": ["segment.audio", "event.audio", "segment.visual"],
+        "rows": [{"variant": "HAN", "published": {"segment": {"audio": 60.1, "visual": 52.9}, "event": {"audio": 51.3}},
+                  "base": None},
+                 {"variant": "HAN + Ours", "published": {"segment": {"audio": 59.2}}, "base": "HAN"}]}}}))
     out = tmp_path / "spread.png"
     assert _figure(results, out, "spread", "--tables", str(tables)) == 0
     _is_png(out)
@@ -127,6 +128,8 @@ def test_spread(results, tmp_path):
 def test_errors(results, tmp_path, capsys):
     assert _figure(results, tmp_path / "t.png", "timeline", "--methods", "HAN") == 1
     assert "exactly two" in capsys.readouterr().err
+    assert _figure(results, tmp_path / "t.png", "tsen") == 1
+    assert "unknown figure 'tsen' (known: timeline, tsne, spread)" in capsys.readouterr().err
     with pytest.raises(AvvpError, match="ma_star/seed0/test/predictions.npz: missing .*avvp evaluate"):
         figures.timeline(results, ["HAN", "MA*"], 0, tmp_path / "t.png")
     npz = results / "runs" / "han_ours" / "seed0" / "test" / "predictions.npz"

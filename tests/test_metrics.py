@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avvp.evaluation.metrics import binarize, llp_scores, video_scores
+from avvp.errors import AvvpError
+from avvp.evaluation.gatings import binarize
+from avvp.evaluation.metrics import llp_scores, video_scores
 
 C, T = 25, 10
 ALL_KEYS = [(level, key) for level in ("segment", "event")
@@ -360,7 +362,7 @@ def test_binarize_han_gating():
     glob[0, 2] = 0.5
     glob[0, 6] = 0.49
     a_prob = np.ones((1, C))      # ignored by HAN gating
-    audio, visual = binarize(frame, glob, a_prob, a_prob, gating="han")
+    audio, visual = binarize({"frame_prob": frame, "global_prob": glob, "a_prob": a_prob, "v_prob": a_prob}, "han")
     assert audio.dtype == np.uint8 and audio.shape == (1, C, T) and visual.shape == (1, C, T)
     want_a, want_v = np.zeros((1, C, T), np.uint8), np.zeros((1, C, T), np.uint8)
     want_a[0, 2, 3] = 1           # class x second
@@ -368,7 +370,7 @@ def test_binarize_han_gating():
     np.testing.assert_array_equal(audio, want_a)
     np.testing.assert_array_equal(visual, want_v)
     # HAN gating needs no a_prob / v_prob.
-    np.testing.assert_array_equal(binarize(frame, glob)[0], want_a)
+    np.testing.assert_array_equal(binarize({"frame_prob": frame, "global_prob": glob})[0], want_a)
 
 
 def test_binarize_ma_gating_is_per_modality():
@@ -378,22 +380,23 @@ def test_binarize_ma_gating_is_per_modality():
     v_prob = np.zeros((2, C))
     a_prob[0, 1] = 0.5            # audio of class 1 on in video 0 only
     v_prob[1, 3] = 0.7            # visual of class 3 on in video 1 only
-    audio, visual = binarize(frame, glob, a_prob, v_prob, gating="ma")
+    probs = {"frame_prob": frame, "global_prob": glob, "a_prob": a_prob, "v_prob": v_prob}
+    audio, visual = binarize(probs, "ma")
     assert audio.sum() == T and audio[0, 1].tolist() == [1] * T
     assert visual.sum() == T and visual[1, 3].tolist() == [1] * T
     # The same probabilities under HAN gating: the global gate is off everywhere.
-    assert binarize(frame, glob, a_prob, v_prob, gating="han")[0].sum() == 0
+    assert binarize(probs, "han")[0].sum() == 0
     with pytest.raises(ValueError):
-        binarize(frame, glob, None, v_prob, gating="ma")
-    with pytest.raises(ValueError):
-        binarize(frame, glob, a_prob, v_prob, gating="avg")
+        binarize({**probs, "a_prob": None}, "ma")
+    with pytest.raises(AvvpError, match="unknown gating 'avg' \\(known: han, ma\\)"):
+        binarize(probs, "avg")
 
 
 def test_binarize_accepts_torch_tensors():
     torch = pytest.importorskip("torch")
     frame = torch.rand(3, T, 2, C, requires_grad=True)
     glob = torch.rand(3, C)
-    a, v = binarize(frame, glob)
-    a2, v2 = binarize(frame.detach().numpy(), glob.numpy())
+    a, v = binarize({"frame_prob": frame, "global_prob": glob})
+    a2, v2 = binarize({"frame_prob": frame.detach().numpy(), "global_prob": glob.numpy()})
     np.testing.assert_array_equal(a, a2)
     np.testing.assert_array_equal(v, v2)

@@ -9,7 +9,8 @@ from scipy import stats as scipy_stats
 from avvp.errors import AvvpError
 from avvp.evaluation import stats
 from avvp.evaluation.metrics import llp_scores, video_scores
-from avvp.evaluation.stats import COLUMNS, VideoScores, bootstrap_ci, paired_bootstrap, video_matrix
+from avvp.evaluation.metrics import COLUMNS
+from avvp.evaluation.stats import VideoScores, bootstrap_ci, paired_bootstrap, video_matrix
 
 
 def files(n: int, prefix: str = "vid") -> np.ndarray:

@@ -14,7 +14,7 @@ from test_tables import TEN, _cli, _fake_tree, _md_row, _write_scores
 from avvp import paths, variants
 from avvp.cli import main
 from avvp.errors import AvvpError
-from avvp.evaluation import evaluate, stats
+from avvp.evaluation import evaluate, metrics
 from avvp.reporting import tables
 
 # ------------------------------------------------------------------------------- avvp evaluate
@@ -36,7 +36,7 @@ def test_a_prediction_scored_under_both_gatings_where_they_differ():
     scored = evaluate.score_gatings(probs, split)
     han_audio, ma_audio = scored["han"][0], scored["ma"][0]
     assert han_audio.sum() == 0 and (ma_audio == gt_a).all()
-    audio = stats.COLUMNS.index("segment.audio")
+    audio = metrics.COLUMNS.index("segment.audio")
     np.testing.assert_array_equal(scored["han"][3][:, audio], [0.0, 1.0])
     np.testing.assert_array_equal(scored["ma"][3][:, audio], [1.0, 1.0])
     assert scored["han"][2]["segment"]["audio"] == 50.0 and scored["ma"][2]["segment"]["audio"] == 100.0
@@ -53,12 +53,12 @@ def test_evaluate_writes_both_gatings_and_per_video_scores(packed_tiny, tmp_path
     both = json.loads((run / "test" / "metrics_by_gating.json").read_text())
     assert both["own"] == "han" and both["han"] == own and set(both["ma"]) == {"segment", "event"}
     z = np.load(run / "test" / "per_video.npz")
-    assert list(z["columns"]) == list(stats.COLUMNS) and str(z["own_gating"]) == "han"
+    assert list(z["columns"]) == list(metrics.COLUMNS) and str(z["own_gating"]) == "han"
     assert list(z["filenames"]) == list(np.load(run / "test" / "predictions.npz")["filenames"])
     for gating in ("han", "ma"):
         assert z[gating].shape == (len(z["filenames"]), 10)
         rebuilt = 100 * z[gating].mean(axis=0)
-        expected = [both[gating][level][kind] for level, kind in (c.split(".") for c in stats.COLUMNS)]
+        expected = [both[gating][level][kind] for level, kind in (c.split(".") for c in metrics.COLUMNS)]
         np.testing.assert_allclose(rebuilt, expected, rtol=0, atol=1e-9)
     # --out elsewhere: the same four files, named as paths names them under <run>/<split>.
     assert main(["evaluate", "--run", str(run), "--split", "test", "--out", str(tmp_path / "elsewhere")]) == 0
@@ -111,7 +111,7 @@ def test_marks_and_legend_name_each_test(tmp_path):
     for seed in range(3):   # 5 points above HAN on every video and seed: a clear gain over videos,
         han = np.load(tree["results"] / "runs" / "han" / f"seed{seed}" / "test" / "per_video.npz")["han"]
         better = han + 0.05     # ... but a constant one over seeds, so the t-test is undefined (n/a).
-        numbers = {k: 100 * better[:, i].mean() for i, k in enumerate(stats.COLUMNS)}
+        numbers = {k: 100 * better[:, i].mean() for i, k in enumerate(metrics.COLUMNS)}
         _write_scores(tree["results"] / "runs" / "han_cm_co" / f"seed{seed}", numbers, {"han": better, "ma": better})
     text, csv = _cli(tree, tmp_path)
     cell = _md_row(text, "HAN + CM-Co", "ours")[2]
@@ -139,7 +139,7 @@ def test_comparison_uses_the_rows_gating_for_the_base(tmp_path):
         han = rng.uniform(0.2, 0.6, size=(40, 10))
         for variant, own in (("MA", "ma"), ("MA + CM-Co", "han")):
             shown = han + 0.2 if own == "ma" else han
-            numbers = {k: 100 * shown[:, i].mean() for i, k in enumerate(stats.COLUMNS)}
+            numbers = {k: 100 * shown[:, i].mean() for i, k in enumerate(metrics.COLUMNS)}
             _write_scores(tree["results"] / "runs" / variants.slug(variant) / f"seed{seed}", numbers,
                           {"han": han, "ma": han + 0.2}, own=own)
     _add_row(tree, {"variant": "MA", "published": None, "base": None})

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from avvp import variants
+from avvp import sheets, variants
 from avvp.cli import main
 from avvp.errors import AvvpError
-from avvp.evaluation import stats
+from avvp.evaluation import metrics
 from avvp.reporting import tables
 
 TABLES_YAML = Path(__file__).resolve().parents[1] / "config" / "tables.yaml"
@@ -32,7 +32,19 @@ def paper():
 
 
 def _rows(paper, table):
-    return {r["variant"]: r for r in paper["tables"][table]["rows"]}
+    """variant -> row, its published numbers as a list in the table's column order (None: not in the paper)."""
+    columns = paper["tables"][table]["columns"]
+    return {r["variant"]: {**r, "published": None if r.get("published") is None else
+                           [sheets.published(r, c) for c in columns]} for r in paper["tables"][table]["rows"]}
+
+
+def keyed(columns, values) -> dict:
+    """Published numbers in column order -> the sheet's form, {level: {key: number}}."""
+    out: dict = {}
+    for column, value in zip(columns, values):
+        level, key = column.split(".")
+        out.setdefault(level, {})[key] = value
+    return out
 
 
 def test_every_published_number_is_there(paper):
@@ -44,7 +56,7 @@ def test_every_published_number_is_there(paper):
         published = [r["variant"] for r in spec["rows"] if r["published"] is not None]
         assert len(published) == len(set(published)) == count, name
         assert spec["columns"] == (FIVE if name == "table4" else TEN)
-        for r in spec["rows"]:
+        for r in _rows(paper, name).values():
             assert r["variant"] in known and (r["base"] is None or r["base"] in known)
             if r["published"] is None:
                 continue
@@ -53,7 +65,7 @@ def test_every_published_number_is_there(paper):
             if name == "table4":
                 assert isinstance(r["gflops"], float) and isinstance(r["params"], float)
     assert sum(len(r["published"]) for t in ["table1", "table2", "table3"]
-               for r in paper["tables"][t]["rows"] if r["published"]) == 10 * (8 + 10 + 10)
+               for r in _rows(paper, t).values() if r["published"]) == 10 * (8 + 10 + 10)
 
 
 def test_spot_values_and_bases(paper):
@@ -96,10 +108,10 @@ def _per_video(variant: str, seed: int, numbers: dict[str, float]) -> np.ndarray
     """(videos, 10) scores whose means are `numbers` / 100: half the videos 0.35 above, half below, in an
     order of their own per run and column, so paired differences of a few points are noise over videos."""
     rng = np.random.default_rng(zlib.crc32(f"{variant}/{seed}".encode()))
-    out = np.full((N_VIDEOS, len(stats.COLUMNS)), 0.5)
+    out = np.full((N_VIDEOS, len(metrics.COLUMNS)), 0.5)
     signs = np.repeat([1.0, -1.0], N_VIDEOS // 2)
     for key, value in numbers.items():
-        out[:, stats.COLUMNS.index(key)] = value / 100 + 0.35 * rng.permutation(signs)
+        out[:, metrics.COLUMNS.index(key)] = value / 100 + 0.35 * rng.permutation(signs)
     return out
 
 
@@ -107,9 +119,9 @@ def _write_scores(run: Path, numbers: dict, by_gating: dict[str, np.ndarray], ow
     """What `avvp evaluate` writes: per_video.npz (both gatings), metrics_by_gating.json, metrics.json."""
     (run / "test").mkdir(parents=True, exist_ok=True)
     files = np.array([f"v{i:03d}" for i in range(next(iter(by_gating.values())).shape[0])])
-    np.savez(run / "test" / "per_video.npz", filenames=files, columns=np.array(stats.COLUMNS),
+    np.savez(run / "test" / "per_video.npz", filenames=files, columns=np.array(metrics.COLUMNS),
              own_gating=np.array(own), **by_gating)
-    per_gating = {g: _metrics({c: 100 * x.mean(0)[i] for i, c in enumerate(stats.COLUMNS) if c in numbers})
+    per_gating = {g: _metrics({c: 100 * x.mean(0)[i] for i, c in enumerate(metrics.COLUMNS) if c in numbers})
                   for g, x in by_gating.items()}
     (run / "test" / "metrics_by_gating.json").write_text(json.dumps({"own": own, **per_gating}))
     (run / "test" / "metrics.json").write_text(json.dumps(_metrics(numbers)))
@@ -143,8 +155,9 @@ def _fake_tree(tmp_path: Path, synthetic: bool = True, table4: bool = False):
         _write_run(results, "HAN", seed, base)
         for variant, diffs in DIFFS.items():
             _write_run(results, variant, seed, {k: v + diffs[seed] for k, v in base.items()})
-    rows = [{"variant": "HAN", "published": [60.1 + 0.1 * j for j in range(len(columns))], "base": None}]
-    rows += [{"variant": v, "published": [55.0] * len(columns), "base": "HAN"} for v in DIFFS]
+    rows = [{"variant": "HAN", "published": keyed(columns, [60.1 + 0.1 * j for j in range(len(columns))]),
+             "base": None}]
+    rows += [{"variant": v, "published": keyed(columns, [55.0] * len(columns)), "base": "HAN"} for v in DIFFS]
     rows.append({"variant": "HAN (ours recipe)", "published": None, "base": "HAN"})
     for seed in range(3):
         _write_run(results, "HAN (ours recipe)", seed, {k: 40.0 + seed for k in columns})
@@ -279,8 +292,8 @@ def test_table4_costs(tmp_path):
 def test_table4_stacking_is_stated(tmp_path):
     tree = _fake_tree(tmp_path, table4=True)
     spec = yaml.safe_load(tree["tables"].read_text())
-    spec["tables"]["table4"]["rows"].append({"variant": "HAN 3 Layers", "published": [50.0] * 5, "base": "HAN",
-                                             "gflops": 7.97, "params": 3.5})
+    spec["tables"]["table4"]["rows"].append({"variant": "HAN 3 Layers", "published": keyed(FIVE, [50.0] * 5),
+                                             "base": "HAN", "gflops": 7.97, "params": 3.5})
     tree["tables"].write_text(yaml.safe_dump(spec))
     for seed in range(3):
         _write_run(tree["results"], "HAN 3 Layers", seed, {k: 50.0 for k in FIVE})

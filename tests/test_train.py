@@ -53,6 +53,24 @@ def test_second_call_is_a_no_op(packed_tiny, tmp_path, capsys):
     assert (tmp_path / "r" / "best.pt").stat().st_mtime_ns == stamp
 
 
+def test_changing_the_graphs_switch_retrains_and_run_json_says_what_trained(packed_tiny, tmp_path, capsys):
+    """A graphed and an eager step draw random numbers in another order on a GPU, so `--graphs` is part of the
+    job: Snakemake reruns a job whose `cuda_graphs` changed (deleting its done.json first), and the rerun must
+    train again, not resume the other setting's finished checkpoint and relabel it."""
+    out = tmp_path / "r"
+    assert train(packed_tiny, out, "HAN", 1, "--graphs", "off") == 0
+    (out / "done.json").unlink()                    # what Snakemake does before it reruns the job
+    assert train(packed_tiny, out, "HAN", 1, "--graphs", "on") == 0
+    assert "starting over" in capsys.readouterr().out
+    assert (out / "last.stale.pt").exists()
+    done, run = (json.loads((out / name).read_text()) for name in ("done.json", "run.json"))
+    assert done["epochs_run"] == 1 and len((out / "log.csv").read_text().splitlines()) == 2
+    assert done["job"]["cuda_graphs"] is True and run["cuda_graphs"] is True
+    assert torch.load(out / "last.pt", weights_only=False)["job"]["cuda_graphs"] is True
+    assert train(packed_tiny, out, "HAN", 1, "--graphs", "on") == 0   # the same setting again: nothing to do
+    assert "already trained" in capsys.readouterr().out
+
+
 def test_killed_run_resumes_to_the_same_result(packed_tiny, tmp_path):
     """SIGKILL a run after its first epoch's checkpoint, start it again: same metrics as uninterrupted.
 
@@ -141,7 +159,8 @@ def test_changed_settings_start_over_and_keep_the_old_checkpoint(packed_tiny, tm
 from avvp import variants  # noqa: E402
 from avvp.errors import AvvpError  # noqa: E402
 from avvp.training.losses import Batch, cms_augment, cms_partners, mmil_bce  # noqa: E402
-from avvp.training.train import Job, batch_loss, fit, improves, targets  # noqa: E402
+from avvp.training.selection import SELECTION_RULES  # noqa: E402
+from avvp.training.train import Job, batch_loss, fit, targets  # noqa: E402
 
 HAN_RECIPE = variants.get("HAN").recipe            # visual smoothing always, MIL target: the weak labels
 OURS_RECIPE = variants.get("HAN + Ours").recipe    # smoothing in epochs 1-2 only, MIL target: the union
@@ -223,15 +242,13 @@ def _ma_as_han(tmp_path):
 
 
 def test_tie_keeps_the_first_epoch_by_default_and_the_later_one_released():
-    assert not improves("val", 50.0, 50.0) and improves("val", 50.1, 50.0)
-    assert improves("released", 50.0, 50.0) and not improves("released", 49.9, 50.0)
-
-
-def test_unknown_recipe_switch_is_an_avvp_error():
-    row = variants.get("MA")
-    bad = dataclasses.replace(row, recipe={**row.recipe, "mil_target": "audio_visual"})
-    with pytest.raises(AvvpError, match="mil_target='audio_visual' must be one of"):
-        Job.of(bad, seed=0)
+    val, released = SELECTION_RULES.get("val"), SELECTION_RULES.get("released")
+    assert not val.improves(50.0, 50.0) and val.improves(50.1, 50.0)
+    assert released.improves(50.0, 50.0) and not released.improves(49.9, 50.0)
+    # The released protocol early-stops on the TEST split (SPEC 5), by event-level Type@AV, patience 10.
+    assert (released.split, str(released.metric), released.patience) == ("test", "event type_av", 10)
+    assert (val.split, str(val.metric), val.patience) == ("val", "segment type_av", None)
+    assert SELECTION_RULES.get("last").split is None
 
 
 class RowWise(torch.nn.Module):
@@ -328,12 +345,11 @@ def fit_tiny(packed, out, row_name, graphs, monkeypatch, n=50, epochs=3, **recip
     monkeypatch.setattr(train_module, "StepRunner", Recording)
     row = variants.get(row_name)
     row = dataclasses.replace(row, recipe={**row.recipe, "batch": 16, **recipe})
-    job = Job.of(row, seed=5, epochs=epochs)
+    job = Job.of(row, seed=5, epochs=epochs, cuda_graphs=graphs)
     full = dataset.load_split(packed, "train")
     part = dataset.Split(name="train", filenames=full.filenames[:n], audio=full.audio[:n], visual=full.visual[:n],
                          motion=full.motion[:n], labels=full.labels[:n])
-    model, state = fit(job, part, part.labels, part.labels, dataset.load_split(packed, "val"), out, quiet=True,
-                       graphs=graphs)
+    model, state = fit(job, part, part.labels, part.labels, dataset.load_split(packed, "val"), out, quiet=True)
     return model, state, runners
 
 

@@ -12,6 +12,7 @@ labels, which tables are profiled), so a row added to the YAML alone changes the
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -83,14 +84,21 @@ def llp_root(tmp_path_factory) -> Path:
     return root
 
 
+TABLES = yaml.safe_load((REPO / "config" / "tables.yaml").read_text())["tables"]
+
+
 def yaml_rows(target: str) -> tuple[int, int, int]:
     """(distinct rows, rows on refined labels, rows profiled) of a target, read from the config's YAML."""
-    tables = yaml.safe_load((REPO / "config" / "tables.yaml").read_text())["tables"]
+    from avvp.reporting.figures import FIGURES
+
     rows = yaml.safe_load((REPO / "config" / "variants.yaml").read_text())["variants"]
-    names = {"figures": ["table2"], "diagnostics": ["table2"], "all": list(tables)}.get(target, [Path(target).stem])
-    chosen = {r["variant"] for t in names for r in tables[t]["rows"]}
+    figures = [FIGURES.get(kind) for kind in FIGURES.names()]
+    names = {"figures": [f.table for f in figures if f.table], "diagnostics": ["table2"],
+             "all": list(TABLES)}.get(target, [Path(target).stem])
+    chosen = {r["variant"] for t in names for r in TABLES[t]["rows"]}
     if target in ("figures", "all"):
-        chosen |= {"MA", "MA* + Ours"}  # the timeline and t-SNE figures' two methods
+        chosen |= {m for f in figures for m in f.methods}  # the timeline and t-SNE figures' two methods
+    tables = TABLES
     profiled = {r["variant"] for t in names if tables[t].get("extra") for r in tables[t]["rows"]}
     refined = sum(rows[v].get("labels", "weak") == "refined" for v in chosen)
     return len(chosen), refined, len(profiled)
@@ -113,13 +121,12 @@ def expected(target: str, seeds: int, synthetic: bool = True) -> dict[str, int]:
     if target == "diagnostics":
         counts.update(diagnose=1, diagnostics=1)
     if target == "all":
-        counts.update(table=4, resolve_config=1, figure=3, diagnose=1, all=1)
+        counts.update(table=len(TABLES), resolve_config=1, figure=3, diagnose=1, all=1)
     counts["total"] = sum(counts.values())
     return counts
 
 
-TARGETS = ["results/table1.md", "results/table2.md", "results/table3.md", "results/table4.md", "figures",
-           "diagnostics", "all"]
+TARGETS = [f"results/{table}.md" for table in TABLES] + ["figures", "diagnostics", "all"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -152,7 +159,8 @@ def test_commands_quote_row_names_and_pass_the_config(wf):
     # The refined labels of the same seed; refine's step 1 is 12/40 of the override, at least 1 epoch.
     # CUDA jobs claim one of K slots per GPU (AVVP_GPU_SLOTS) and run the graphed step (--graphs on).
     assert ("AVVP_GPU_SLOTS=1 avvp refine --data data/packed/default-s0 --seed 1 --out results/refine/seed1"
-            " --epochs 1 --device cuda --precision bf16 --graphs on --threads 2") in out
+            " --epochs 1 --device cuda --precision bf16 --variants-file config/variants.yaml --graphs on"
+            " --threads 2") in out
     assert ("AVVP_GPU_SLOTS=1 avvp train --variant 'MA* + Ours' --seed 1 --data data/packed/default-s0"
             " --out results/runs/ma_star_ours/seed1 --refined results/refine/seed1/refined_labels.npz --epochs 4"
             " --lr-scale 4.0 --device cuda --precision bf16 --protocol default") in out
@@ -237,20 +245,38 @@ def test_schema_fills_defaults_and_accepts_the_shipped_config():
     validate(minimal, str(REPO / "workflow/schemas/config.schema.yaml"))
     assert minimal == {"dataset": {"kind": "llp", "path": "/data/llp", "preset": "default", "seed": 0},
                        "annotation_version": "auto", "seeds": [0, 1, 2], "epochs": None,
-                       "lr_scale": {"han": 1.0, "ours": 1.0}, "device": "cpu",
+                       "lr_scale": {"han": 1.0, "ours": 1.0}, "plugins": [],
+                       "variants_files": ["config/variants.yaml"], "tables_files": ["config/tables.yaml"],
+                       "device": "cpu",
                        "precision": "fp32", "protocol": "default", "threads": 1,
                        "gpu_slots": 1, "cuda_graphs": True,
                        "slurm": {"partition": None, "account": None, "gpus_per_job": 1}}
 
 
-def test_unknown_table_row_is_an_error(tmp_path):
-    wd = copy_workflow(tmp_path / "wf")
-    spec = yaml.safe_load((wd / "config/tables.yaml").read_text())
+def _typo_in_tables(spec):
     spec["tables"]["table1"]["rows"].append({"variant": "HAN + Magic", "published": None, "base": None})
-    (wd / "config/tables.yaml").write_text(yaml.safe_dump(spec))
+
+
+def _typo_in_variants(spec):
+    spec["variants"]["MA"]["gating"] = "hann"
+
+
+@pytest.mark.parametrize("sheet, typo, message", [
+    ("tables", _typo_in_tables, "config/tables.yaml: table 'table1' row 9 ('HAN + Magic'): variant: unknown variant "
+                                "'HAN + Magic' (not in config/variants.yaml)"),
+    ("variants", _typo_in_variants, "config/variants.yaml: variant 'MA': gating: 'hann' is not one of "
+                                    "['han', 'ma'] (gatings)"),
+])
+def test_a_typo_in_a_sheet_stops_the_workflow_before_any_job(tmp_path, sheet, typo, message):
+    """The workflow validates both sheets when it starts (avvp/sheets.py), as avvp does; one line says where."""
+    wd = copy_workflow(tmp_path / "wf")
+    spec = yaml.safe_load((wd / f"config/{sheet}.yaml").read_text())
+    typo(spec)
+    (wd / f"config/{sheet}.yaml").write_text(yaml.safe_dump(spec))
     proc = snakemake(wd, "--dry-run")
     assert proc.returncode != 0
-    assert "table1 row 'HAN + Magic' is not in config/variants.yaml" in proc.stdout + proc.stderr
+    assert message in proc.stdout + proc.stderr
+    assert not (wd / "results").exists() and not (wd / "data").exists()
 
 
 def test_interrupted_training_resumes_and_nothing_else_reruns(tmp_path):
@@ -322,3 +348,55 @@ def test_the_readme_real_llp_command_runs_as_written(wf, llp_root):
                           timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "avvp train --variant 'MA* + CM-Co'" in proc.stdout + proc.stderr
+
+
+def run_tiny(wd: Path, target: str, *config: str, env: dict | None = None):
+    """The real workflow on the tiny preset (1 seed, 1 epoch) up to `target`; the completed process."""
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--config", "dataset={preset: tiny}", "seeds=[0]",
+           "epochs=1", *config, "--", target]
+    return subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, **(env or {})})
+
+
+def test_a_table_added_to_tables_yaml_alone_is_planned_and_built(tmp_path):
+    """A new table is YAML only: no list of tables exists outside config/tables.yaml (the rule `all`, the
+    Snakefile's constraint on {table} and `avvp table --table` all derive from it)."""
+    wd = copy_workflow(tmp_path / "wf")
+    spec = yaml.safe_load((wd / "config/tables.yaml").read_text())
+    spec["tables"]["table_new"] = {
+        "title": "HAN's stacking, beyond the paper", "source": "No table", "columns": ["segment.audio", "event.audio"],
+        "rows": [{"variant": "HAN", "base": None},
+                 {"variant": "HAN 2 Layers", "base": "HAN", "published": {"segment": {"audio": 58.2}}}]}
+    (wd / "config/tables.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    plan = planned(wd, "all", config=["seeds=[0]"])
+    assert plan["table"] == len(TABLES) + 1
+    proc = run_tiny(wd, "results/table_new.md")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = (wd / "results/table_new.md").read_text()
+    assert "# No table (table_new): HAN's stacking, beyond the paper" in text
+    assert "| HAN 2 Layers" in text and "HAN 2 Layers vs HAN" in text
+    # The paper line of a row with one published number: that number, and the other column blank.
+    paper = next(line for line in text.splitlines() if "| paper " in line)
+    assert [c.strip() for c in paper.strip("|").split("|")][2:] == ["58.2", "—"]
+
+
+def test_a_plugin_method_trains_evaluates_and_appears_in_its_table(tmp_path):
+    """A module outside avvp/ registers a backbone; its row lives in the user's variants sheet and its table in
+    the user's tables sheet; the workflow imports the plugin, hands it to every job, and builds the table."""
+    wd = copy_workflow(tmp_path / "wf")
+    shutil.copytree(REPO / "tests/plugins", wd / "mine", ignore=shutil.ignore_patterns("__pycache__"))
+    config = ["plugins=[toy_method]", "variants_files=[config/variants.yaml, mine/toy_variants.yaml]",
+              "tables_files=[config/tables.yaml, mine/toy_tables.yaml]"]
+    env = {"PYTHONPATH": os.pathsep.join([str(wd / "mine"), os.environ.get("PYTHONPATH", "")])}
+    proc = run_tiny(wd, "results/toy_table.md", *config, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = json.loads((wd / "results/runs/toy/seed0/run.json").read_text())
+    assert run["spec"] == {"backbone": "toy", "mix": 0.25, "head": "mmil", "dropout": 0.1}
+    assert json.loads((wd / "results/runs/toy/seed0/test/metrics.json").read_text())["segment"]["audio"] >= 0
+    text = (wd / "results/toy_table.md").read_text()
+    assert "# Toy table (toy_table)" in text and "| Toy (plugin)" in text and "Toy (plugin) vs HAN" in text
+    assert "modules (backbone han → toy;" in text
+    # Without the plugin, its row is one line naming the sheet, the row and the key.
+    bad = snakemake(wd, "--dry-run", config=config[1:])
+    assert bad.returncode != 0
+    assert "mine/toy_variants.yaml: variant 'Toy': model.backbone: 'toy' is not one of" in bad.stdout + bad.stderr

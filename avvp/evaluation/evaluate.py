@@ -1,7 +1,7 @@
 """`avvp evaluate`: the ten LLP numbers of a trained run, and its predictions for the figures.
 
-Also home of `predict` and `score_split`, which training uses every epoch for model selection: evaluation is
-one batched forward pass over the split plus the vectorised metrics, well under a second on this CPU.
+Also home of `predict` and `score_split` (a model's ten numbers on a split under a gating), which training uses
+every epoch for model selection: one batched forward pass over the split plus the vectorised metrics.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avvp import paths
+from avvp import outputs, paths
 from avvp.data import dataset
 from avvp.errors import AvvpError
-from avvp.evaluation import metrics, stats
+from avvp.evaluation import gatings, metrics, stats
 from avvp.io import load_torch, write_json, write_npz
+from avvp.models import build
 from avvp.models.precision import autocast
 
 
@@ -43,42 +44,32 @@ def predict(model, split: dataset.Split, device: str = "cpu", precision: str = "
     return {k: torch.cat(v).numpy() for k, v in parts.items()}
 
 
-def binary_predictions(probs: dict, gating: str) -> tuple[np.ndarray, np.ndarray]:
-    return metrics.binarize(probs["frame_prob"], probs["global_prob"], probs["a_prob"], probs["v_prob"],
-                            gating=gating)
-
-
 def score_split(model, split: dataset.Split, gating: str, device: str = "cpu", precision: str = "fp32") -> dict:
     if split.gt_audio is None:
         raise AvvpError(f"split '{split.name}' has no dense ground truth to score against")
-    audio, visual = binary_predictions(predict(model, split, device, precision), gating)
+    audio, visual = gatings.binarize(predict(model, split, device, precision), gating)
     return metrics.llp_scores(audio, visual, split.gt_audio, split.gt_visual)
 
 
-def load_run(run: Path, device: str = "cpu"):
-    """The run's settings (run.json) and its selected model (best.pt)."""
+def load_trained(run: Path, device: str = "cpu"):
+    """The run's settings (run.json) and its selected model (best.pt), in eval mode."""
     info_path, best = paths.run_json(run), paths.best_pt(run)
     if not info_path.is_file() or not best.is_file():
         raise AvvpError(f"{run}: not a trained run (no run.json/best.pt); train it with `avvp train --out {run}`")
-    info = json.loads(info_path.read_text())
-    from avvp.models import build
-
+    info = outputs.run_info(run)
     model = build(info["spec"]).to(device)
     model.load_state_dict(load_torch(best, map_location=device, remedy="re-run `avvp train`"))
     model.eval()
     return info, model
 
 
-GATINGS = ("han", "ma")     # metrics.binarize: HAN's video-level gate, MA's per-modality gates
-
-
 def score_gatings(probs: dict, split: dataset.Split) -> dict:
-    """Per gating: (binary audio, binary visual, the ten numbers, per-video scores (videos, 10) in
-    stats.COLUMNS order). Both gatings are kept so that `avvp table` can compare a row with its base under
+    """Per registered gating: (binary audio, binary visual, the ten numbers, per-video scores (videos, 10) in
+    metrics.COLUMNS order). Every gating is kept so that `avvp table` can compare a row with its base under
     ONE gating (MA's rows gate per modality, the rows built on them HAN's way) without re-scoring."""
     out = {}
-    for gating in GATINGS:
-        audio, visual = binary_predictions(probs, gating)
+    for gating in gatings.GATINGS.names():
+        audio, visual = gatings.binarize(probs, gating)
         per_video = metrics.video_scores(audio, visual, split.gt_audio, split.gt_visual)
         # dataset_scores(video_scores) is exactly llp_scores, so the tables' intervals rebuild these numbers.
         scores = {level: metrics.dataset_scores(per_video[level]) for level in metrics.LEVELS}
@@ -88,7 +79,7 @@ def score_gatings(probs: dict, split: dataset.Split) -> dict:
 
 def run(args) -> None:
     run_dir = Path(args.run)
-    info, model = load_run(run_dir, args.device)
+    info, model = load_trained(run_dir, args.device)
     data = args.data or info["data"]
     split = dataset.load_split(data, args.split)
     if split.gt_audio is None:
@@ -102,7 +93,7 @@ def run(args) -> None:
     # Everything else first: metrics.json is the rule's completion marker.
     write_npz(paths.predictions_npz(*at), filenames=np.array(split.filenames), audio=audio, visual=visual,
               gt_audio=split.gt_audio, gt_visual=split.gt_visual, **probs)
-    write_npz(paths.per_video_npz(*at), filenames=np.array(split.filenames), columns=np.array(stats.COLUMNS),
+    write_npz(paths.per_video_npz(*at), filenames=np.array(split.filenames), columns=np.array(metrics.COLUMNS),
               own_gating=np.array(own), **{g: v[3] for g, v in by_gating.items()})
     write_json(paths.by_gating_json(*at), {"own": own, **{g: v[2] for g, v in by_gating.items()}})
     write_json(paths.metrics_json(*at), scores)

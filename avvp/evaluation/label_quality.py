@@ -52,7 +52,7 @@ def score_removals(labels, refined: dict, present: dict) -> dict:
     return out
 
 
-def score_split(split, audio, visual) -> dict:
+def split_removal_scores(split, audio, visual) -> dict:
     """removal_scores of a val or test dataset.Split refined by refine_labels."""
     if split.gt_audio is None or split.gt_visual is None:
         raise AvvpError(f"{split.name} split: no dense annotations (gt_audio/gt_visual) in the packed dataset")
@@ -73,7 +73,8 @@ def against_annotations(refine_labels, model, packed, seed: int, errors: dict, d
     for name in ("val", "test"):
         split = dataset.load_split(packed, name)
         try:
-            out[name] = score_split(split, *refine_labels(model, split, seed, device, precision, errors=errors))
+            refined = refine_labels(model, split, seed, device, precision, errors=errors)
+            out[name] = split_removal_scores(split, *refined)
         except AvvpError as e:
             out[name] = {"skipped": str(e)}
     return out

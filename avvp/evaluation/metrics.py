@@ -17,39 +17,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from avvp.constants import COLUMNS, KEYS, LEVELS  # noqa: F401  (the ten numbers' names, here as everywhere)
+
 THRESHOLD = 0.5       # probability -> decision, everywhere in the protocol
 IOU_THRESHOLD = 0.5   # an event matches when IoU >= 0.5 (kept as the exact test 2 * inter >= union)
 
-LEVELS = ("segment", "event")
-KEYS = ("audio", "visual", "audio_visual", "type_av", "event_av")
+# The ten numbers' names: LEVELS, KEYS and COLUMNS ("segment.audio", ...; tables.yaml's, per_video.npz's),
+# defined in avvp/constants.py and imported above.
 
 
 # ---------------------------------------------------------------------------------------------------
-# Probabilities -> binary predictions
+# Probabilities -> binary predictions (the gates: avvp/evaluation/gatings.py)
 # ---------------------------------------------------------------------------------------------------
 
-def binarize(frame_prob, global_prob, a_prob=None, v_prob=None, gating: str = "han"):
-    """Binary audio and visual predictions (N, 25, 10) uint8 from a model's probabilities.
+def gated(frame_prob, gate_audio: np.ndarray, gate_visual: np.ndarray):
+    """Binary audio and visual predictions (N, 25, 10) uint8: a segment is on where its probability is at least
+    0.5 and the video-level gate (N, 25) of its modality is open (avvp.evaluation.gatings says which gate).
 
     frame_prob (N, 10, 2, 25): per-segment class probabilities, modality 0 audio, 1 visual.
-    HAN gating (also the paper's code): a class can be on only if the video-level `global_prob >= 0.5`;
-        SO_a[c, t] = (frame_prob[t, audio, c] >= 0.5) * o[c], SO_v likewise with the same o.
-    MA gating: audio is gated by `a_prob >= 0.5`, visual by `v_prob >= 0.5`.
     """
     frame_prob = _to_numpy(frame_prob)
-    if frame_prob.ndim != 4 or frame_prob.shape[2] != 2:
-        raise ValueError(f"frame_prob must be (N, T, 2, C), got {frame_prob.shape}")
-    n, _, _, c = frame_prob.shape
-    if gating == "han":
-        gate_a = gate_v = _video_gate(global_prob, "global_prob", n, c)
-    elif gating == "ma":
-        gate_a = _video_gate(a_prob, "a_prob", n, c)
-        gate_v = _video_gate(v_prob, "v_prob", n, c)
-    else:
-        raise ValueError(f"gating must be 'han' or 'ma', got {gating!r}")
     on = frame_prob >= THRESHOLD                      # (N, T, 2, C)
-    audio = on[:, :, 0, :] & gate_a[:, None, :]       # (N, T, C)
-    visual = on[:, :, 1, :] & gate_v[:, None, :]
+    audio = on[:, :, 0, :] & gate_audio[:, None, :]   # (N, T, C)
+    visual = on[:, :, 1, :] & gate_visual[:, None, :]
     # (N, T, C) -> (N, C, T): the protocol's matrices are class x segment.
     return (np.ascontiguousarray(audio.transpose(0, 2, 1), dtype=np.uint8),
             np.ascontiguousarray(visual.transpose(0, 2, 1), dtype=np.uint8))
@@ -62,11 +52,15 @@ def _to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def _video_gate(prob, name: str, n: int, c: int) -> np.ndarray:
-    """Video-level decision `prob >= 0.5` of shape (N, C)."""
-    if prob is None:
+def video_gate(probs: dict, name: str) -> np.ndarray:
+    """Video-level decision `probs[name] >= 0.5` of shape (N, C), checked against probs["frame_prob"]."""
+    frame_prob = _to_numpy(probs["frame_prob"])
+    if frame_prob.ndim != 4 or frame_prob.shape[2] != 2:
+        raise ValueError(f"frame_prob must be (N, T, 2, C), got {frame_prob.shape}")
+    n, _, _, c = frame_prob.shape
+    if probs.get(name) is None:
         raise ValueError(f"{name} is required for this gating")
-    prob = _to_numpy(prob)
+    prob = _to_numpy(probs[name])
     if prob.shape != (n, c):
         raise ValueError(f"{name} must be ({n}, {c}), got {prob.shape}")
     return prob >= THRESHOLD

@@ -18,7 +18,6 @@ interval of exactly zero width rather than one of rounding noise.
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -26,9 +25,6 @@ import numpy as np
 
 from avvp.errors import AvvpError
 from avvp.evaluation.metrics import KEYS, LEVELS
-
-# The ten numbers as the tables name them ("segment.audio", ...), the column order of `video_matrix`.
-COLUMNS = tuple(f"{level}.{key}" for level in LEVELS for key in KEYS)
 
 N_RESAMPLES = 2000        # percentile intervals at 95% need ~1,000+ resamples to settle the tails
 # Index entries drawn per block (32 MiB of int64): memory stays bounded for any number of videos/resamples.
@@ -64,7 +60,7 @@ class Comparison:
 
 
 def video_matrix(per_video: dict) -> np.ndarray:
-    """`metrics.video_scores` output -> (videos, 10) float64 in COLUMNS order, with Type@AV per video."""
+    """`metrics.video_scores` output -> (videos, 10) float64 in metrics.COLUMNS order, with Type@AV per video."""
     columns = []
     for level in LEVELS:
         scores = dict(per_video[level])
@@ -110,28 +106,6 @@ def paired_bootstrap(row: VideoScores, base: VideoScores, n_resamples: int = N_R
     p = (1 + extreme) / (1 + n_resamples)
     return Comparison(_shape(100 * observed, squeeze), _shape(100 * low, squeeze),
                       _shape(100 * high, squeeze), _shape(p, squeeze))
-
-
-# ------------------------------------------------------------------------------ per-video files
-
-def read_per_video(path, gating: str, columns, hint: str) -> tuple[np.ndarray, np.ndarray]:
-    """Filenames (videos,) and per-video scores (videos, len(columns)) under `gating` from a per_video.npz
-    (paths.per_video_npz); a missing or damaged file is an AvvpError naming it and `hint` (the command that
-    makes it)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            files, stored, scores = z["filenames"].astype(str), [str(c) for c in z["columns"]], z[gating]
-    except FileNotFoundError:
-        raise AvvpError(f"{path}: missing ({hint})") from None
-    except KeyError as e:
-        raise AvvpError(f"{path}: no array {e} (written by an older `avvp evaluate`; {hint})") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise AvvpError(f"{path}: unreadable ({type(e).__name__}; {hint})") from None
-    unknown = [c for c in columns if c not in stored]
-    if unknown or scores.shape != (files.size, len(stored)):
-        raise AvvpError(f"{path}: '{gating}' has shape {scores.shape} for {files.size} videos x "
-                        f"{len(stored)} columns{f', no column {unknown[0]}' if unknown else ''} ({hint})")
-    return files, scores[:, [stored.index(c) for c in columns]].astype(np.float64)
 
 
 # ------------------------------------------------------------------------------------------- helpers

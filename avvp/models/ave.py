@@ -43,3 +43,7 @@ class AVEBackbone(nn.Module):
         x_a = self.lstm_a(self.drop(f_a))[0]
         x_v = self.lstm_v(self.drop(v_att))[0]
         return x_a, x_v
+
+
+def build(spec: dict, d: int) -> AVEBackbone:
+    return AVEBackbone(d, dropout=float(spec["dropout"]))

@@ -34,3 +34,7 @@ class AVSDNBackbone(nn.Module):
         x_a = self.decoder_a(self.drop(torch.cat([f_a, e], dim=-1)), state)[0]
         x_v = self.decoder_v(self.drop(torch.cat([f_v, e], dim=-1)), state)[0]
         return x_a, x_v
+
+
+def build(spec: dict, d: int) -> AVSDNBackbone:
+    return AVSDNBackbone(d, dropout=float(spec["dropout"]))

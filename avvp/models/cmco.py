@@ -27,9 +27,6 @@ from avvp.constants import NUM_CLASSES
 from avvp.models.layers import HybridAttention, hybrid_pair
 from avvp.models.mmil import FrameHead
 
-MODES = ("cm", "av", "a_only", "v_only")
-
-
 class CMCo(nn.Module):
     """(x_a, x_v) (B, T, d) -> frame_prob (B, T, 2, C), modality 0 audio, 1 visual (a frame head)."""
 
@@ -68,3 +65,7 @@ class CMCo(nn.Module):
             p_a = self.frame_head.classify(x_a)
             p_v = torch.sigmoid(self.out_v(self.layer(self._tokens(self.tokens_v, x_v)))).view(b, t, -1)
         return torch.stack([p_a, p_v], dim=2)
+
+
+def build(spec: dict, d: int) -> CMCo:
+    return CMCo(spec["cmco_mode"], d)

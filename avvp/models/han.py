@@ -11,9 +11,6 @@ from torch import nn
 
 from avvp.models.layers import HybridAttention, hybrid_pair
 
-STACKINGS = ("chained", "released")
-
-
 class HANBackbone(nn.Module):
     """1-3 hybrid attention layers over the 10 segments: (f_a, f_v) -> (x_a, x_v), (B, 10, 512) each.
 
@@ -36,3 +33,7 @@ class HANBackbone(nn.Module):
             else:
                 x_a, x_v = hybrid_pair(layer, x_a, x_v)
         return x_a, x_v
+
+
+def build(spec: dict, d: int) -> HANBackbone:
+    return HANBackbone(d, spec["layers"], spec["stacking"], float(spec["dropout"]))

@@ -52,3 +52,7 @@ class MMILPooling(nn.Module):
         global_prob = (frame_att * frame_prob * av_att).sum(dim=(1, 2))
         return {"global_prob": global_prob, "a_prob": temporal[:, 0], "v_prob": temporal[:, 1],
                 "frame_att_logit": frame_att_logit}
+
+
+def build(spec: dict, d: int) -> FrameHead:
+    return FrameHead(d)

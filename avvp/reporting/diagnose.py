@@ -24,22 +24,18 @@ class whose every video is active, it is the metrics module's number.
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from avvp import paths
+from avvp import outputs, paths, sheets
 from avvp.constants import CLASSES, NUM_CLASSES
 from avvp.errors import AvvpError
 from avvp.evaluation.metrics import class_f, event_counts, segment_counts
 from avvp.io import write_text
 from avvp.reporting.diagnose_plots import cooccurrence_figure, diff_figure, leak_figure, refinement_figure
-from avvp.reporting.figures import PREDICTION_KEYS as KEYS
-from avvp.reporting.figures import load_predictions
-from avvp.reporting.tables import load_table_spec
 
 MODALITIES = ("audio", "visual", "audio_visual")
 LEVEL_COUNTS = {"segment": segment_counts, "event": event_counts}
@@ -98,13 +94,14 @@ def tv_distance(pred: np.ndarray, truth: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------------------------- one row
 
-def load_run(results: Path, variant: str, seed: int) -> dict:
+def test_predictions(results: Path, variant: str, seed: int) -> dict:
     """The arrays of one evaluated run's test predictions, as bool (N, 25, 10)."""
-    path = paths.predictions_npz(paths.run_dir(variant, seed, results), "test")
-    arrays = load_predictions(results, variant, seed, KEYS)
+    run = paths.run_dir(variant, seed, results)
+    path = paths.predictions_npz(run, "test")
+    arrays = outputs.predictions(run, outputs.BINARY)
     out = {k: a if k == "filenames" else a.astype(bool) for k, a in arrays.items()}
     shape = out["gt_audio"].shape
-    if len(shape) != 3 or shape[1] != NUM_CLASSES or any(out[k].shape != shape for k in KEYS[1:]):
+    if len(shape) != 3 or shape[1] != NUM_CLASSES or any(out[k].shape != shape for k in outputs.BINARY[1:]):
         raise AvvpError(f"{path}: audio, visual, gt_audio, gt_visual must share one (N, 25, T) shape")
     out["path"] = path
     return out
@@ -137,8 +134,8 @@ def weak_labels(packed: Path, filenames: np.ndarray) -> np.ndarray:
 def packed_of_runs(results: Path, variant: str, seed: int) -> Path | None:
     """The packed folder the run trained on (run.json `data`), if it still exists."""
     try:
-        data = json.loads(paths.run_json(paths.run_dir(variant, seed, results)).read_text()).get("data")
-    except (OSError, json.JSONDecodeError):
+        data = outputs.run_info(paths.run_dir(variant, seed, results)).get("data")
+    except AvvpError:
         return None
     return Path(data) if data and Path(data, "test", "labels.npy").is_file() else None
 
@@ -150,7 +147,7 @@ def diagnose_row(results: Path, variant: str, seeds: list[int], ref: dict | None
     weak: the (N, 25) weak test labels for the leak (None: the union of the annotations)."""
     f, leaks, cooc, tv, truth = [], [], [], [], None
     for seed in seeds:
-        run = load_run(results, variant, seed)
+        run = test_predictions(results, variant, seed)
         ref = ref or run
         _check_same_videos(run, ref)
         args = (run["audio"], run["visual"], run["gt_audio"], run["gt_visual"])
@@ -196,14 +193,7 @@ def gather_refinement(results: Path, seeds: list[int]) -> pd.DataFrame:
     """
     rows = []
     for seed in seeds:
-        path = paths.refine_summary(seed, results)
-        try:
-            info = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise AvvpError(f"{path}: missing (make it with: avvp refine --data PACKED --seed {seed} "
-                            f"--out {path.parent})") from None
-        except json.JSONDecodeError as e:
-            raise AvvpError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+        info = outputs.refine_summary(seed, results)
         if "against_truth" in info:
             rows += _refinement_rows(seed, "synthetic_train", info["against_truth"])
         for split, scores in info.get("against_annotations", {}).items():
@@ -261,7 +251,7 @@ def diagnose(results: Path, table_rows: list[dict], seeds: list[int], out: Path,
 
     packed: the packed dataset whose test weak labels define the leak; None: the first run's run.json `data`,
     else the union of the annotations."""
-    first = load_run(results, table_rows[0]["variant"], seeds[0])
+    first = test_predictions(results, table_rows[0]["variant"], seeds[0])
     packed = packed or packed_of_runs(results, table_rows[0]["variant"], seeds[0])
     weak = None if packed is None else weak_labels(packed, first["filenames"])
     rows, ref = {}, first
@@ -275,16 +265,17 @@ def diagnose(results: Path, table_rows: list[dict], seeds: list[int], out: Path,
     summary, matrices = cooccurrence_frames(rows, truth)
     for name, frame in (("per_class_f", per_class), ("leak", leaks), ("cooccurrence", summary),
                         ("cooccurrence_matrices", matrices)):
-        write_csv(out / f"{name}.csv", frame)
+        write_csv(paths.diagnostic(name, out), frame)
     labels = {r["variant"]: r.get("label", r["variant"]) for r in table_rows}
     bases = {r["variant"]: r.get("base") for r in table_rows if r.get("base") in rows}
-    diff_figure(per_class, bases, labels, out / "per_class_diff.png")
-    leak_figure(leaks, labels, out / "leak.png")
+    diff_figure(per_class, bases, labels, paths.diagnostic("per_class_diff", out))
+    leak_figure(leaks, labels, paths.diagnostic("leak_figure", out))
     cooccurrence_figure(truth, {labels[n]: r["cooc"] for n, r in rows.items()},
-                        {labels[n]: float(r["tv"].mean()) for n, r in rows.items()}, out / "cooccurrence.png")
+                        {labels[n]: float(r["tv"].mean()) for n, r in rows.items()},
+                        paths.diagnostic("cooccurrence_figure", out))
     if refinement is not None:
-        write_csv(out / "refinement.csv", refinement)
-        refinement_figure(refinement, out / "refinement.png")
+        write_csv(paths.diagnostic("refinement", out), refinement)
+        refinement_figure(refinement, paths.diagnostic("refinement_figure", out))
     overall = leaks[leaks["class"] == "all"]
     return {"weak_labels": leaks["weak_labels"].iloc[0],
             "tv_distance": dict(zip(summary["variant"], summary["tv_distance"].round(4))),
@@ -293,7 +284,7 @@ def diagnose(results: Path, table_rows: list[dict], seeds: list[int], out: Path,
 
 
 def run(args) -> None:
-    spec = load_table_spec(args.tables, args.table)
+    spec = sheets.table(args.table, args.tables, args.variants_file)
     rows = spec["rows"]
     if args.methods:
         unknown = sorted(set(args.methods) - {r["variant"] for r in rows})

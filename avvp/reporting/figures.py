@@ -6,52 +6,45 @@
   the video's label combination, for two methods side by side.
 - spread (beyond the paper): every Table 2 row, per metric, the mean over seeds with each seed as a dot,
   so a reader sees how much of a difference between rows is seed noise.
+
+The kinds are a registry (`FIGURES`), each with the rows it shows by default, the seeds and the run outputs it
+reads: `avvp figure` and the workflow's figure rule both take them from here. matplotlib is imported when a
+figure is drawn, so reading the registry is cheap.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only; no display on cluster nodes
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
+from avvp import outputs, paths, sheets
+from avvp import variants as variants_mod
+from avvp.constants import CLASSES, NUM_SEGMENTS
+from avvp.errors import AvvpError
+from avvp.io import save_figure
+from avvp.registry import Registry
+from avvp.reporting import column_label
 
-from avvp import paths  # noqa: E402
-from avvp import variants as variants_mod  # noqa: E402
-from avvp.constants import CLASSES, NUM_SEGMENTS  # noqa: E402
-from avvp.errors import AvvpError  # noqa: E402
-from avvp.io import save_figure  # noqa: E402
-from avvp.reporting.tables import column_label, load_metrics  # noqa: E402
-
-DEFAULT_METHODS = ["HAN", "MA* + Ours"]
-PREDICTION_KEYS = ("filenames", "audio", "visual", "gt_audio", "gt_visual")
 SOURCE_COLOURS = {"ground truth": "#333333"}
 METHOD_COLOURS = ["#1f77b4", "#d62728"]
 
 
-def load_predictions(results: Path, variant: str, seed: int, keys=PREDICTION_KEYS) -> dict:
-    """The `keys` arrays of one run's test predictions.npz (figures and `avvp diagnose` read them here)."""
-    run = paths.run_dir(variant, seed, results)
-    path = paths.predictions_npz(run, "test")
-    if not path.exists():
-        raise AvvpError(f"{path}: missing (make it with: avvp evaluate --run {run} --split test)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in keys if k not in z.files]
-            if missing:
-                raise AvvpError(f"{path}: no array {', '.join(missing)}")
-            return {k: z[k] for k in keys}
-    except (OSError, ValueError) as e:
-        raise AvvpError(f"{path}: unreadable predictions ({e})") from None
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display on cluster nodes
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
-def aligned(results: Path, methods: list[str], seed: int, keys=PREDICTION_KEYS) -> list[dict]:
+def aligned(results: Path, methods: list[str], seed: int, keys=outputs.BINARY) -> list[dict]:
     """Both methods' predictions, reordered to the first method's video order."""
-    preds = [load_predictions(results, m, seed, keys) for m in methods]
+    preds = [outputs.predictions(paths.run_dir(m, seed, results), keys) for m in methods]
     ref = [str(f) for f in preds[0]["filenames"]]
     for method, p in zip(methods[1:], preds[1:]):
         names = [str(f) for f in p["filenames"]]
@@ -66,14 +59,13 @@ def aligned(results: Path, methods: list[str], seed: int, keys=PREDICTION_KEYS) 
     return preds
 
 
-def _two_methods(args) -> list[str]:
-    methods = args.methods or DEFAULT_METHODS
+def _two_methods(methods: list[str], kind: str, variants_files) -> list[str]:
     if len(methods) != 2:
-        raise AvvpError(f"--methods: {args.kind} compares exactly two methods (got {len(methods)})")
-    known = variants_mod.names()
+        raise AvvpError(f"--methods: {kind} compares exactly two methods (got {len(methods)})")
+    known = variants_mod.names(variants_files)
     for m in methods:
         if m not in known:
-            raise AvvpError(f"--methods: unknown variant '{m}' (not in config/variants.yaml)")
+            raise AvvpError(f"--methods: unknown variant '{m}' (not in the variants sheets)")
     return methods
 
 
@@ -133,6 +125,7 @@ def _timeline_panel(ax, sources: list[tuple[str, np.ndarray, str]], title: str, 
 
 def timeline(results: Path, methods: list[str], seed: int, out: Path, count: int = 3, limit: int = 6) -> list[str]:
     """Figure 2: `count` test videos (see pick_videos), audio and visual panels, returns their filenames."""
+    plt = _pyplot()
     preds = aligned(results, methods, seed)
     videos = pick_videos(preds, count=count, seed=seed)
     panels, heights = [], []
@@ -182,6 +175,7 @@ def embed(features: np.ndarray, seed: int) -> np.ndarray:
 def tsne(results: Path, methods: list[str], seed: int, out: Path, top: int = 8) -> None:
     """Figures 3-4: where each method's pooled features put the videos, one colour per frequent label
     combination (the `top` most common; the rest grey)."""
+    plt = _pyplot()
     keys = ("filenames", "pooled_audio", "pooled_visual", "gt_audio", "gt_visual")
     preds = aligned(results, methods, seed, keys)
     combos = label_combinations(preds[0]["gt_audio"], preds[0]["gt_visual"])
@@ -217,15 +211,13 @@ def _seeds_found(results: Path, variant: str) -> list[int]:
                   if p.parent.parent.name[4:].isdigit())
 
 
-def spread(results: Path, tables_file: Path, seeds: list[int] | None, out: Path, table: str = "table2",
-           methods: list[str] | None = None) -> None:
+def spread(results: Path, tables_files, seeds: list[int] | None, out: Path, table: str = "table2",
+           methods: list[str] | None = None, variants_files=None) -> None:
     """Every row of a table (Table 2 by default; `methods` restricts the rows): per metric, each seed's
     test number as a dot, their mean as a bar and the paper's number as a red x. Without `seeds`,
     every evaluated seed of a row is shown."""
-    try:
-        spec = yaml.safe_load(Path(tables_file).read_text())["tables"][table]
-    except (OSError, KeyError, TypeError) as e:
-        raise AvvpError(f"{tables_file}: cannot read {table} ({e})") from None
+    plt = _pyplot()
+    spec = sheets.table(table, tables_files, variants_files)
     rows = [r for r in spec["rows"] if not methods or r["variant"] in methods]
     if not rows:
         raise AvvpError(f"--methods: none of {methods} is a row of {table}")
@@ -236,7 +228,8 @@ def spread(results: Path, tables_file: Path, seeds: list[int] | None, out: Path,
         if not row_seeds:
             raise AvvpError(f"{paths.row_runs(r['variant'], results)}: no evaluated run "
                             "(make them with: avvp evaluate --run RUN --split test)")
-        data.append(np.stack([load_metrics(results, r["variant"], s, columns) for s in row_seeds]))
+        data.append(np.stack([outputs.numbers(paths.run_dir(r["variant"], s, results), columns)
+                              for s in row_seeds]))
     ncols = 5
     nrows = int(np.ceil(len(columns) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.8 * nrows), squeeze=False, sharex=True)
@@ -247,9 +240,9 @@ def spread(results: Path, tables_file: Path, seeds: list[int] | None, out: Path,
         for i, values in enumerate(data):
             ax.scatter(np.full(len(values), i), values[:, j], s=12, color="#1f77b4", alpha=0.7, zorder=2)
             ax.hlines(values[:, j].mean(), i - 0.3, i + 0.3, color="black", lw=2, zorder=3)
-            pub = rows[i].get("published")
+            pub = sheets.published(rows[i], key)
             if pub is not None:
-                ax.scatter([i], [pub[j]], marker="x", color="#d62728", s=30, zorder=4)
+                ax.scatter([i], [pub], marker="x", color="#d62728", s=30, zorder=4)
         ax.set_title(column_label(key), fontsize=9)
         ax.set_xticks(x, names, rotation=70, ha="right", fontsize=7)
         ax.grid(axis="y", alpha=0.3)
@@ -261,15 +254,48 @@ def spread(results: Path, tables_file: Path, seeds: list[int] | None, out: Path,
     save_figure(fig, out)
 
 
+# ---------------------------------------------------------------------------------------------- kinds
+
+@dataclass(frozen=True)
+class Figure:
+    """A kind of figure: how `avvp figure` draws it (`draw(args, methods, out)`), the rows it shows by default
+    (`methods`, or every row of `table`), whether it shows every seed (else the first), and which of each run's
+    test outputs it reads ("predictions": predictions.npz, "metrics": metrics.json)."""
+    draw: Callable
+    methods: tuple[str, ...] = ()
+    table: str | None = None
+    every_seed: bool = False
+    reads: str = "predictions"
+
+
+def _first_seed(args) -> int:
+    return args.seeds[0] if args.seeds else 0
+
+
+def _timeline(args, methods: list[str], out: Path) -> None:
+    timeline(Path(args.results), _two_methods(methods, "timeline", args.variants_file), _first_seed(args), out)
+
+
+def _tsne(args, methods: list[str], out: Path) -> None:
+    tsne(Path(args.results), _two_methods(methods, "tsne", args.variants_file), _first_seed(args), out)
+
+
+def _spread(args, methods: list[str], out: Path) -> None:
+    spread(Path(args.results), args.tables, args.seeds, out, FIGURES.get("spread").table, methods,
+           args.variants_file)
+
+
+FIGURES = Registry("figure")
+# The paper's Fig. 2 compares ours with MA; Figs. 3-4 use MA* vs ours. Both figures here show MA and MA* + Ours
+# on the first seed; the spread figure shows every Table 2 row over all seeds.
+FIGURES.register("timeline", Figure(_timeline, methods=("MA", "MA* + Ours")))
+FIGURES.register("tsne", Figure(_tsne, methods=("MA", "MA* + Ours")))
+FIGURES.register("spread", Figure(_spread, table="table2", every_seed=True, reads="metrics"))
+
+
 def run(args) -> None:
-    results = Path(args.results)
     out = Path(args.out)
     if out.suffix != ".png":
         raise AvvpError(f"{out}: --out must end in .png")
-    seed = args.seeds[0] if args.seeds else 0
-    if args.kind == "timeline":
-        timeline(results, _two_methods(args), seed, out)
-    elif args.kind == "tsne":
-        tsne(results, _two_methods(args), seed, out)
-    else:
-        spread(results, Path(args.tables), args.seeds, out, methods=args.methods)
+    figure = FIGURES.get(args.kind)
+    figure.draw(args, args.methods or list(figure.methods), out)

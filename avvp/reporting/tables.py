@@ -12,26 +12,21 @@ protocol, seeds, epochs, HAN stacking and the code's git commit.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy import stats
 
-from avvp import paths
+from avvp import models, outputs, paths, sheets
 from avvp import variants as variants_mod
 from avvp.errors import AvvpError
 from avvp.evaluation import stats as video_stats
+from avvp.evaluation.gatings import GATINGS
 from avvp.io import git_commit, sha256_file, write_text
-
-# How the paper prints its two header rows (event type, then Seg./Event), flattened into one.
-EVENT_TYPES = {"audio": "Audio", "visual": "Visual", "audio_visual": "Audio-visual",
-               "type_av": "Type@AV", "event_av": "Event@AV"}
-LEVELS = {"segment": "Seg.", "event": "Event"}
+from avvp.reporting import column_label
 
 # Significance marks against the base row (two-sided): the paired t-test over seeds, and the paired bootstrap
 # over test videos (a distinct mark, so a reader can tell which source of chance a difference survives).
@@ -49,81 +44,7 @@ COST_COLUMNS = [
 PUBLISHED_COSTS = {"gflops_paper": "gflops", "params_m_paper": "params"}
 
 
-def column_label(key: str) -> str:
-    """'segment.audio' -> 'Audio Seg.' (the paper's two header rows, flattened)."""
-    level, kind = key.split(".")
-    return f"{EVENT_TYPES[kind]} {LEVELS[level]}"
-
-
 # --------------------------------------------------------------------------------------------- inputs
-
-def _read_yaml(path: Path, what: str) -> dict:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as e:
-        raise AvvpError(f"{path}: cannot read {what} ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise AvvpError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise AvvpError(f"{path}: {what} must be a mapping")
-    return data
-
-
-def _read_json(path: Path, hint: str) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise AvvpError(f"{path}: missing ({hint})") from None
-    except json.JSONDecodeError as e:
-        raise AvvpError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
-
-
-def load_table_spec(path: str | Path, table: str, variants_file: str | None = None) -> dict:
-    """One table of tables.yaml, checked: known variants, one published number per column."""
-    data = _read_yaml(Path(path), "tables file")
-    tables = data.get("tables", {})
-    if table not in tables:
-        raise AvvpError(f"{path}: no table '{table}' (has: {', '.join(tables)})")
-    spec = dict(tables[table])
-    spec["source_paper"] = data.get("source", "")
-    known = set(variants_mod.names(variants_file))
-    columns = spec["columns"]
-    for i, row in enumerate(spec["rows"]):
-        for name in (row["variant"], row.get("base")):
-            if name is not None and name not in known:
-                raise AvvpError(f"{path}: {table} row {i + 1}: unknown variant '{name}' "
-                                "(not in config/variants.yaml)")
-        pub = row.get("published")
-        if pub is not None and len(pub) != len(columns):
-            raise AvvpError(f"{path}: {table} row '{row['variant']}': {len(pub)} published numbers "
-                            f"for {len(columns)} columns")
-    return spec
-
-
-def _evaluate_hint(run: Path) -> str:
-    return f"make it with: avvp evaluate --run {run} --split test"
-
-
-def load_metrics(results: Path, variant: str, seed: int, columns: list[str],
-                 gating: str | None = None) -> np.ndarray:
-    """The test-split numbers of one run, in `columns` order: metrics.json (the row's own gating), or
-    under `gating` from metrics_by_gating.json."""
-    run = paths.run_dir(variant, seed, results)
-    path = paths.metrics_json(run, "test")
-    if gating is not None:
-        path = paths.by_gating_json(run, "test")
-    metrics = _read_json(path, _evaluate_hint(run))
-    if gating is not None:
-        metrics = metrics.get(gating) or {}
-    out = []
-    for key in columns:
-        level, kind = key.split(".")
-        try:
-            out.append(float(metrics[level][kind]))
-        except (KeyError, TypeError, ValueError):
-            raise AvvpError(f"{path}: no number for '{key}'") from None
-    return np.array(out)
-
 
 def load_video_scores(results: Path, variant: str, seeds: list[int], gating: str,
                       columns: list[str]) -> video_stats.VideoScores:
@@ -132,23 +53,22 @@ def load_video_scores(results: Path, variant: str, seeds: list[int], gating: str
     per_seed, files = [], None
     for seed in seeds:
         run = paths.run_dir(variant, seed, results)
-        path = paths.per_video_npz(run, "test")
-        names, scores = video_stats.read_per_video(path, gating, columns, _evaluate_hint(run))
+        names, scores = outputs.per_video(run, gating, columns)
         order = np.argsort(names)
         if files is not None and not np.array_equal(names[order], files):
-            raise AvvpError(f"{path}: other test videos than seed {seeds[0]}'s run of '{variant}'")
+            raise AvvpError(f"{paths.per_video_npz(run, 'test')}: other test videos than seed {seeds[0]}'s run "
+                            f"of '{variant}'")
         files = names[order]
         per_seed.append(scores[order])
     return video_stats.VideoScores(np.stack(per_seed), files, f"{variant} ({gating} gating)")
 
 
 def load_profile(results: Path, variant: str) -> dict:
-    path = paths.profile_json(variant, results)
-    prof = _read_json(path, f'make it with: avvp profile --variant "{variant}" --out {path}')
+    prof = outputs.profile(variant, results)
     out = {}
     for key, _, field_name, scale in COST_COLUMNS:
         if field_name not in prof:
-            raise AvvpError(f"{path}: no '{field_name}'")
+            raise AvvpError(f"{paths.profile_json(variant, results)}: no '{field_name}'")
         out[key] = float(prof[field_name]) / scale
     return out
 
@@ -184,7 +104,7 @@ class Row:
     variant: str
     label: str
     base: str | None
-    published: list | None
+    published: list | None                  # per column: the paper's number or None; None: not in the paper
     values: np.ndarray                      # (seeds, columns), under the row's own gating (metrics.json)
     gating: str = "han"                     # the row's own gating, also the one its comparison uses
     p: list = field(default_factory=list)   # per column: t-test p-value against the base row, or None
@@ -222,8 +142,8 @@ class RunScores:
         key = (variant, gating)
         if key not in self._values:
             other = None if gating == self.gating(variant) else gating
-            self._values[key] = np.stack([load_metrics(self.results, variant, s, self.columns, other)
-                                          for s in self.seeds])
+            self._values[key] = np.stack([outputs.numbers(paths.run_dir(variant, s, self.results), self.columns,
+                                                          gating=other) for s in self.seeds])
         return self._values[key]
 
     def videos(self, variant: str, gating: str) -> video_stats.VideoScores:
@@ -262,7 +182,8 @@ def collect(spec: dict, results: Path, seeds: list[int], with_costs: bool, varia
     for r in spec["rows"]:
         gating = runs.gating(r["variant"])
         row = Row(variant=r["variant"], label=r.get("label", r["variant"]), base=r.get("base"),
-                  published=r.get("published"), values=runs.values(r["variant"], gating), gating=gating)
+                  published=None if r.get("published") is None else [sheets.published(r, c) for c in spec["columns"]],
+                  values=runs.values(r["variant"], gating), gating=gating)
         compare_row(row, runs, n_resamples)
         if with_costs:
             row.costs = load_profile(results, row.variant)
@@ -279,9 +200,9 @@ def load_runs_info(results: Path, variants: list[str], seeds: list[int]) -> dict
     for v in variants:
         info[v] = []
         for s in seeds:
-            path = paths.run_json(paths.run_dir(v, s, results))
-            if path.exists():
-                info[v].append(_read_json(path, "written by avvp train"))
+            run = paths.run_dir(v, s, results)
+            if paths.run_json(run).exists():
+                info[v].append(outputs.run_info(run))
     return info
 
 
@@ -289,7 +210,7 @@ def find_manifest(data: str | None, runs: dict, config: dict) -> tuple[Path | No
     """The packed dataset's manifest: --data first, then the runs' own `data`, then the config's default."""
     if data:
         path = paths.manifest_json(data)
-        return path, _read_json(path, f"make it with: avvp pack --data RAW --out {data}")
+        return path, outputs.read_json(path, f"make it with: avvp pack --data RAW --out {data}")
     candidates = [Path(r["data"]) for rs in runs.values() for r in rs if r.get("data")]
     default = paths.packed_dir(config.get("dataset") or {})
     if default is not None:
@@ -297,7 +218,7 @@ def find_manifest(data: str | None, runs: dict, config: dict) -> tuple[Path | No
     for packed in candidates:
         path = paths.manifest_json(packed)
         if path.exists():
-            return path, _read_json(path, "")
+            return path, outputs.read_json(path, "")
     return None, None
 
 
@@ -465,13 +386,12 @@ def csv_frame(table: str, rows: list[Row], columns: list[str], seeds: list[int],
     return frame
 
 
-GATING_NAMES = {"han": "HAN's video-level gate", "ma": "MA's per-modality gates (audio by a_prob, visual by v_prob)"}
-
-
 def _module_change(row: variants_mod.Variant, base: variants_mod.Variant) -> str:
-    # The model spec carries the recipe's dropout: a recipe change is not a module change.
-    parts = [f"{k} {base.model.get(k)} → {v}" for k, v in row.model.items()
-             if k != "dropout" and base.model.get(k) != v]
+    # The model spec carries the recipe's dropout: a recipe change is not a module change. A switch the base's
+    # backbone or head does not have compares with its default (CM-Co's mode cm is HAN's head made CM-Co).
+    default = {k: fragment["default"] for k, fragment in models.switches(row.model).items()}
+    parts = [f"{k} {base.model.get(k, default[k])} → {v}" for k, v in row.model.items()
+             if k != "dropout" and base.model.get(k, default[k]) != v]
     if row.losses != base.losses:
         parts.append(f"losses {'+'.join(base.losses) or 'none'} → {'+'.join(row.losses) or 'none'}")
     return "; ".join(parts)
@@ -508,7 +428,7 @@ def comparison_lines(rows: list[Row], variants_file: str | None) -> list[str]:
         if r.base is None:
             continue
         differ, same = differences(variants_mod.get(r.variant, variants_file), variants_mod.get(r.base, variants_file))
-        lines.append(f"- {r.label} vs {label.get(r.base, r.base)}, both under {GATING_NAMES[r.gating]}: "
+        lines.append(f"- {r.label} vs {label.get(r.base, r.base)}, both under {GATINGS.meta(r.gating)['description']}: "
                      f"differ in {', '.join(differ) or 'nothing'}; same {', '.join(same) or 'nothing'}.")
     return lines
 
@@ -556,8 +476,8 @@ def build(table: str, results: str | Path, config_path: str | Path, tables_path:
           variants_file: str | None = None) -> tuple[str, pd.DataFrame]:
     """The markdown text and the CSV frame of one table."""
     results = Path(results)
-    config = _read_yaml(Path(config_path), "config")
-    spec = load_table_spec(tables_path, table, variants_file)
+    config = sheets.read_yaml(config_path, "config")
+    spec = sheets.table(table, tables_path, variants_file)
     seeds = list(seeds if seeds else config.get("seeds") or [])
     if not seeds:
         raise AvvpError(f"{config_path}: no seeds (set `seeds:` or pass --seeds)")
@@ -577,7 +497,8 @@ def run(args) -> None:
     out = Path(args.out)
     if out.suffix != ".md":
         raise AvvpError(f"{out}: --out must end in .md (the .csv is written beside it)")
-    text, frame = build(args.table, args.results, args.config, args.tables, args.seeds, args.data)
+    text, frame = build(args.table, args.results, args.config, args.tables, args.seeds, args.data,
+                        args.variants_file)
     # CSV first: the .md is the workflow's target, so it appears only once both are complete.
     write_text(out.with_suffix(".csv"), frame.to_csv(index=False))
     write_text(out, text)

@@ -2,9 +2,9 @@
 
 Each loss function takes whatever tensors it is given and computes in float32 (also under bf16 autocast);
 building targets (label smoothing, refined labels) is the trainer's job. The extra terms a row may add beside
-the BCE are a registry by name, `EXTRA_LOSSES` (config/variants.yaml `losses`): each reads its settings from
-the recipe key of its name, may augment the batch before the forward (CM-S pairs each video's audio with
-another video's visual track), and is active from the recipe's `start_epoch` (1 when absent).
+the BCE are a registry by name, `avvp.training.EXTRA_LOSSES` (config/variants.yaml `losses`): each reads its
+settings from the recipe key of its name, may augment the batch before the forward (CM-S pairs each video's
+audio with another video's visual track), and is active from the recipe's `start_epoch` (1 when absent).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from avvp.errors import AvvpError
+from avvp.training import EXTRA_LOSSES
 
 EPS = 1e-7
 
@@ -149,23 +149,12 @@ def _cms_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.Tensor:
                                     cfg["tau"])
 
 
-# In the order their terms are added to the loss.
-EXTRA_LOSSES = {
-    "ma_contrast": ExtraLoss(term=_ma_contrast_term),
-    "cms": ExtraLoss(term=_cms_term, augment=cms_augment),
-}
-
-
-def check_extra(names, recipe: dict, where: str) -> None:
-    """An AvvpError naming `where` when a loss is unknown or its recipe has no settings for it."""
-    for name in names:
-        if name not in EXTRA_LOSSES:
-            raise AvvpError(f"{where}: unknown loss '{name}' (known: {', '.join(EXTRA_LOSSES)})")
-        if not isinstance(recipe.get(name), dict):
-            raise AvvpError(f"{where}: loss '{name}' needs the recipe key '{name}' (its settings)")
+# The entries of avvp.training.EXTRA_LOSSES (registered there by these names).
+MA_CONTRAST = ExtraLoss(term=_ma_contrast_term)
+CMS = ExtraLoss(term=_cms_term, augment=cms_augment)
 
 
 def active_extras(names, recipe: dict, epoch: int) -> list[tuple[str, ExtraLoss, dict]]:
     """The extra losses in force in 0-based `epoch`, in EXTRA_LOSSES order, with their settings."""
-    return [(name, loss, recipe[name]) for name, loss in EXTRA_LOSSES.items()
+    return [(name, EXTRA_LOSSES.get(name), recipe[name]) for name in EXTRA_LOSSES.names()
             if name in names and epoch + 1 >= recipe[name].get("start_epoch", 1)]

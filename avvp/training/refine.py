@@ -1,6 +1,7 @@
 """`avvp refine`: MA's modality-aware label refinement, steps 1-2 (SPEC 4).
 
-Step 1 trains HAN with MA's temporal contrastive term for 12 epochs and keeps the last epoch. Step 2 swaps
+Step 1 trains HAN with MA's temporal contrastive term for 12 epochs and keeps the last epoch (the row
+"MA step 1" of config/variants.yaml). Step 2 swaps
 tracks between videos whose labels are disjoint: if a class's prediction stays low when only the visual track of
 video i is kept (audio swapped for a partner's), the visual track never showed it, so the class leaves i's visual
 labels; symmetrically for audio. The result, per training video, is a set of audio labels and a set of visual
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,16 +25,16 @@ from avvp.errors import AvvpError
 from avvp.evaluation import label_quality
 from avvp.evaluation.evaluate import predict
 from avvp.io import write_json, write_npz
-from avvp.paths import MA_STEP1_EPOCHS
+from avvp.training import labels
 from avvp.training.train import Job, fit, graphs_arg
 
 
-def step1_job(seed: int, epochs: int | None, device: str, precision: str, data_sha256: str = "") -> Job:
-    """HAN + MA's temporal contrast, HAN's recipe, MA_STEP1_EPOCHS epochs unless told, last epoch kept."""
-    han = variants.get("HAN")
-    step1 = replace(han, name="MA step 1", losses=("ma_contrast",), recipe={**han.recipe, "select": "last"})
-    return Job.of(step1, seed, epochs=epochs or MA_STEP1_EPOCHS, select="last", precision=precision,
-                  device=device, inputs={"data": data_sha256})
+def step1_job(args) -> Job:
+    """The job of the refine row (paths.REFINE_ROW of config/variants.yaml: HAN + MA's temporal contrast for
+    12 epochs, the last epoch kept), with the command's epochs, device and precision."""
+    row = variants.get(paths.REFINE_ROW, args.variants_file)
+    return Job.of(row, args.seed, epochs=args.epochs, precision=args.precision, device=args.device,
+                  cuda_graphs=graphs_arg(args), inputs={"data": dataset.manifest_sha256(args.data)})
 
 
 def partners(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -132,9 +132,10 @@ def summary(train: dataset.Split, audio: np.ndarray, visual: np.ndarray) -> dict
 def run(args) -> None:
     out = Path(args.out)
     train = dataset.load_split(args.data, "train")
-    job = step1_job(args.seed, args.epochs, args.device, args.precision, dataset.manifest_sha256(args.data))
-    model, _ = fit(job, train.to(args.device), train.labels, train.labels, None, paths.step1_folder(out),
-                   graphs=graphs_arg(args, job))
+    job = step1_job(args)
+    y_a, y_v = labels.load(job.labels, train, {}, f"variant '{job.variant}'", args.data, args.seed)
+    model, _ = fit(job, train.to(args.device), y_a.to(args.device), y_v.to(args.device), None,
+                   paths.step1_folder(out))
     train.to("cpu")  # step 2 indexes swapped copies on the host; predict moves each batch to the device
     model = model.to(args.device)
     errors = threshold_errors(model, train, args.device, args.precision)

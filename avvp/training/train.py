@@ -28,16 +28,12 @@ from avvp.evaluation.evaluate import score_split
 from avvp.io import git_commit, load_torch, save_torch, sha256_file, write_json, write_text
 from avvp.models import build
 from avvp.models.precision import autocast
-from avvp.training import losses
+from avvp.training import labels, losses
 from avvp.training.graphs import StepRunner, capturable_adam, deterministic, lr_to_device
 from avvp.training.losses import Batch
+from avvp.training.selection import SELECTION_RULES
 from avvp.variants import Variant
 
-SELECT_METRIC = {"val": ("segment", "type_av"), "released": ("event", "type_av")}
-PATIENCE = {"released": 10}  # released protocol: early stop on the test split (SPEC 5), kept as a preset only
-# A recipe's `released_select` -> the job's `select` under the released protocol: "+ Ours" early-stops on the
-# test split (SPEC 5); MA's step 3 reports its last epoch (SPEC 4).
-RELEASED_SELECT = {"test": "released", "last": "last"}
 RESUME_REMEDY = "delete it to start the run over"
 
 
@@ -48,20 +44,23 @@ class Job:
     spec: dict                 # normalised model spec, dropout included
     recipe: dict
     losses: tuple
-    labels: str                # weak | refined
-    gating: str                # han | ma
+    labels: str                # a label source (avvp.training.labels): weak | refined
+    gating: str                # a gating (avvp.evaluation.gatings): han | ma
     seed: int
     epochs: int
-    select: str                # val | released | last
+    select: str                # a selection rule (avvp.training.selection): val | released | last
     precision: str = "fp32"
     device: str = "cpu"
-    inputs: dict = field(default_factory=dict)  # content hashes of the data (and refined labels) trained on
+    # Each step as a CUDA graph (avvp.training.graphs; on CPU the same static-buffer path without capture). A
+    # graphed and an eager step compute the same function, but on a GPU they draw random numbers (dropout) in
+    # another order: a setting of the run like any other, so changing it retrains.
+    cuda_graphs: bool = False
+    inputs: dict = field(default_factory=dict)  # content hashes of the data and the label source's files
 
     @classmethod
     def of(cls, row: Variant, seed: int, epochs: int | None = None, select: str | None = None, **run) -> Job:
-        """The job of a resolved row; `epochs` and `select` default to its recipe's."""
-        losses.check_extra(row.losses, row.recipe, f"variant '{row.name}'")
-        check_recipe(row.recipe, f"variant '{row.name}' (recipe '{row.recipe_name}')")
+        """The job of a resolved row (checked when its sheet was loaded); `epochs` and `select` default to its
+        recipe's."""
         return cls(variant=row.name, spec=row.model, recipe=row.recipe, losses=row.losses, labels=row.labels,
                    gating=row.gating, seed=seed, epochs=epochs or row.recipe["epochs"],
                    select=select or row.recipe["select"], **run)
@@ -78,17 +77,6 @@ class TrainState:
     best: dict | None = None       # the selected epoch: epoch, value, metric, scores
     bad_epochs: int = 0            # epochs since the selection metric last improved
     log: list = field(default_factory=list)   # one row per epoch, as in log.csv
-
-
-RECIPE_CHOICES = {"mil_target": ("weak", "union", "audio"), "removed_visual": ("zero", "smooth"),
-                  "visual_smoothing": ("always", "first2", "never"), "released_select": tuple(RELEASED_SELECT)}
-
-
-def check_recipe(recipe: dict, where: str) -> None:
-    """An AvvpError naming `where` when a target/selection switch of the recipe is missing or unknown."""
-    for key, allowed in RECIPE_CHOICES.items():
-        if recipe.get(key) not in allowed:
-            raise AvvpError(f"{where}: {key}={recipe.get(key)!r} must be one of {list(allowed)}")
 
 
 def smoothing_on(recipe: dict, epoch: int) -> bool:
@@ -190,27 +178,21 @@ def train_epoch(model, optim, job: Job, train: dataset.Split, y_a, y_v, epoch: i
     return row
 
 
-def improves(select: str, value: float, best: float) -> bool:
-    """Whether an epoch scoring `value` replaces the best so far. A tie keeps the earlier epoch by default; the
-    released code compares with `>=`, so under the released protocol a tie keeps the later one (SPEC 5)."""
-    return value >= best if select == "released" else value > best
-
-
 def select(model, job: Job, split: dataset.Split | None, state: TrainState, row: dict) -> bool:
-    """Score the selection split into `row` and keep the epoch if it is the best so far (True: save it)."""
+    """Score the selection rule's split into `row` and keep the epoch if it is the best so far (True: save it)."""
     epoch = row["epoch"]
-    if job.select == "last":
+    rule = SELECTION_RULES.get(job.select)
+    if rule.split is None:
         state.best = {"epoch": epoch, "value": None, "metric": "last epoch", "scores": None}
         return True
     scores = score_split(model, split, job.gating, job.device, job.precision)
-    for level in ("segment", "event"):
-        for k, value in scores[level].items():
+    for level, numbers in scores.items():
+        for k, value in numbers.items():
             row[f"{split.name}_{level}_{k}"] = value
-    level, key = SELECT_METRIC[job.select]
-    value = scores[level][key]
-    improved = state.best is None or improves(job.select, value, state.best["value"])
+    value = rule.metric(scores)
+    improved = state.best is None or rule.improves(value, state.best["value"])
     if improved:
-        state.best = {"epoch": epoch, "value": value, "metric": f"{split.name} {level} {key}", "scores": scores}
+        state.best = {"epoch": epoch, "value": value, "metric": f"{split.name} {rule.metric}", "scores": scores}
         state.bad_epochs = 0
     else:
         state.bad_epochs += 1
@@ -284,16 +266,17 @@ def optimiser(job: Job, model):
 
 
 def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | None, out: Path,
-        quiet: bool = False, graphs: bool | None = None):
+        quiet: bool = False):
     """Train `job` on `train`, resuming from out/last.pt when it exists; returns the selected model and state.
 
     `y_a`, `y_v` are the audio and visual label sources (the weak labels, or MA's refined labels).
-    `select_split` is scored every epoch (validation; the test split under the released protocol); with
-    `job.select == "last"` the last epoch is kept and no split is needed.
-    `graphs`: each training step as a CUDA graph (avvp.training.graphs; on CPU the same static-buffer path runs without
-    capture); None = on for CUDA, off (the plain eager step) on CPU. Both compute the same function.
+    `select_split` is scored every epoch: the split of the job's selection rule (validation; the test split
+    under the released protocol); a rule without one (`last`) keeps the last epoch and needs none.
+    `job.cuda_graphs`: each training step as a CUDA graph (avvp.training.graphs; on CPU the same static-buffer
+    path runs without capture), else the plain eager step. Both compute the same function.
     """
-    if job.select != "last" and select_split is None:
+    rule = SELECTION_RULES.get(job.select)
+    if rule.split is not None and select_split is None:
         raise AvvpError(f"{job.variant}: selecting by '{job.select}' needs a split to score (none given)")
     out.mkdir(parents=True, exist_ok=True)
     if _on_cuda(job):
@@ -305,11 +288,10 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
     state = resume_or_start(job, out, model, optim, sched, gen, quiet)
     if _on_cuda(job):
         lr_to_device(optim, job.device)  # a resumed optimiser holds the saved lr; graphs need a device tensor
-    use_graphs = _on_cuda(job) if graphs is None else graphs
     # Built after the resume: warm-up and capture see the restored weights, optimiser state and RNGs.
-    runner = StepRunner(model, optim, mode="graph" if use_graphs else "eager", max_graphs=8, generators=[gen])
+    runner = StepRunner(model, optim, mode="graph" if job.cuda_graphs else "eager", max_graphs=8, generators=[gen])
 
-    patience = PATIENCE.get(job.select)
+    patience = rule.patience
     bar = tqdm(range(state.epoch, job.epochs), initial=state.epoch, total=job.epochs,
                desc=f"{job.variant} s{job.seed}", unit="epoch", disable=quiet, mininterval=1.0)
     for epoch in bar:
@@ -332,21 +314,10 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
     return model, state
 
 
-def label_sources(row: Variant, train: dataset.Split, refined: str | None, data: str, seed: int):
-    """Audio and visual label sources of a row: the weak labels, or the refined ones from `avvp refine`."""
-    if row.labels == "weak":
-        return train.labels, train.labels
-    if not refined:
-        raise AvvpError(f"variant '{row.name}' trains on refined labels: make them with "
-                        f"`avvp refine --data {data} --seed {seed} --out results/refine/seed{seed}` "
-                        f"and pass --refined results/refine/seed{seed}/refined_labels.npz")
-    return dataset.load_refined(refined, train)
-
-
-def graphs_arg(args, job: Job) -> bool:
+def graphs_arg(args) -> bool:
     """--graphs on|off; absent: on for CUDA, off on CPU (where the eager step is the reference)."""
     graphs = getattr(args, "graphs", None)
-    return _on_cuda(job) if graphs is None else graphs == "on"
+    return torch.device(args.device).type == "cuda" if graphs is None else graphs == "on"
 
 
 def run(args) -> None:
@@ -354,15 +325,17 @@ def run(args) -> None:
         raise AvvpError("--device cuda: no CUDA device is visible to torch")
     row = variants.get(args.variant, args.variants_file, lr_scale=args.lr_scale)
     seed = 0 if args.protocol == "released" else args.seed  # the released code fixes every seed to 0
-    refined = args.refined if row.labels == "refined" else None
-    released = RELEASED_SELECT[row.recipe["released_select"]] if args.protocol == "released" else None
+    given = {name: getattr(args, name, None) for name in labels.files()}
+    used = {name: given[name] for name in labels.LABEL_SOURCES.get(row.labels).files if given[name]}
+    released = row.recipe["released_select"] if args.protocol == "released" else None
     job = Job.of(row, seed, epochs=args.epochs, select=released,
-                 precision=args.precision, device=args.device,
+                 precision=args.precision, device=args.device, cuda_graphs=graphs_arg(args),
                  inputs={"data": dataset.manifest_sha256(args.data),
-                         "refined": sha256_file(refined) if refined else None})
+                         **{name: sha256_file(path) for name, path in used.items()}})
     train = dataset.load_split(args.data, "train")
-    y_a, y_v = label_sources(row, train, args.refined, args.data, seed)
-    select_split = dataset.load_split(args.data, "test" if args.protocol == "released" else "val")
+    y_a, y_v = labels.load(row.labels, train, given, f"variant '{row.name}'", args.data, seed)
+    rule = SELECTION_RULES.get(job.select)
+    select_split = dataset.load_split(args.data, rule.split).to(args.device) if rule.split else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     done = paths.done_json(out)
@@ -371,19 +344,22 @@ def run(args) -> None:
         return
     # What only this run knows, beside the job's key.
     write_json(paths.run_json(out), {**job.key(), "slug": row.slug, "requested_seed": args.seed,
-                                  "protocol": args.protocol, "refined": args.refined,
-                                  "data": str(Path(args.data).resolve()),
-                                  "data_manifest_sha256": job.inputs["data"], "git_commit": git_commit(),
-                                  "cuda_graphs": graphs_arg(args, job)})
+                                  "protocol": args.protocol, **given, "data": str(Path(args.data).resolve()),
+                                  "data_manifest_sha256": job.inputs["data"], "git_commit": git_commit()})
     t0 = time.perf_counter()
-    train.to(args.device), select_split.to(args.device)
-    _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out,
-                   graphs=graphs_arg(args, job))
+    train.to(args.device)
+    _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out)
+    finish(out, job, state, time.perf_counter() - t0)
     best = state.best
-    write_json(done, {"selected_epoch": best["epoch"], "selected_by": best["metric"], "selected": best["scores"],
-                      "epochs_run": state.epoch,
-                      "seconds": round(sum(r["seconds"] for r in state.log), 2),  # all epochs, resumes included
-                      "wall_seconds_this_process": round(time.perf_counter() - t0, 2),
-                      "seconds_per_epoch": [r["seconds"] for r in state.log], "job": job.key()})
     print(f"{row.name} seed {seed}: selected epoch {best['epoch']} by {best['metric']}"
           + (f" = {best['value']:.2f}" if best["value"] is not None else ""))
+
+
+def finish(out: Path, job: Job, state: TrainState, wall_seconds: float) -> None:
+    """done.json, written last: the selected epoch and its scores, the time, the job's key."""
+    best = state.best
+    write_json(paths.done_json(out), {
+        "selected_epoch": best["epoch"], "selected_by": best["metric"], "selected": best["scores"],
+        "epochs_run": state.epoch, "seconds": round(sum(r["seconds"] for r in state.log), 2),  # resumes included
+        "wall_seconds_this_process": round(wall_seconds, 2),
+        "seconds_per_epoch": [r["seconds"] for r in state.log], "job": job.key()})

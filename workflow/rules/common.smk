@@ -10,9 +10,13 @@ import sys
 
 import yaml
 
-from avvp import paths
+from avvp import paths, plugins, sheets
 from avvp import variants as avvp_variants
+from avvp.constants import DENSE_CSV, WEAK_CSV
+from avvp.errors import AvvpError
 from avvp.io import write_text
+from avvp.reporting.figures import FIGURES as FIGURE_KINDS
+from avvp.training import labels
 
 
 # The shell commands call `avvp`. Snakemake may be started as .venv/bin/snakemake without the venv on PATH, so put
@@ -23,22 +27,32 @@ if shutil.which("avvp") is None:
     raise WorkflowError(f"the `avvp` command is not installed beside {sys.executable} (run .ci/setup)")
 
 
-# --- rows of the paper ----------------------------------------------------------------------------------------
-VARIANTS_FILE = "config/variants.yaml"
-TABLES_FILE = "config/tables.yaml"
-
-NAME = {avvp_variants.slug(n): n for n in avvp_variants.names(VARIANTS_FILE)}  # slug -> row name
-with open(TABLES_FILE) as f:
-    TABLES = yaml.safe_load(f)["tables"]
-for _table, _spec in TABLES.items():
-    for _row in _spec["rows"]:
-        if avvp_variants.slug(_row["variant"]) not in NAME:
-            raise WorkflowError(f"{TABLES_FILE}: {_table} row '{_row['variant']}' is not in {VARIANTS_FILE}")
+# --- plugins and the sheets -----------------------------------------------------------------------------------
+# Plugin modules register their entries (a backbone, a label source, ...) before the sheets are read; every job
+# gets them through the environment (`avvp` imports AVVP_PLUGINS first), SLURM jobs by re-reading this file.
+PLUGINS = list(dict.fromkeys(plugins.from_env() + config["plugins"]))
+VARIANTS_FILES = config["variants_files"]
+TABLES_FILES = config["tables_files"]
+try:
+    plugins.load(PLUGINS)
+    TABLES = sheets.tables(TABLES_FILES, VARIANTS_FILES)     # validates both sheets (one line per error)
+    RECIPES = sheets.variants(VARIANTS_FILES).recipes
+except AvvpError as e:
+    raise WorkflowError(str(e)) from None
+if PLUGINS:
+    os.environ[plugins.ENV] = ",".join(PLUGINS)
+for _recipe in config["lr_scale"]:
+    if _recipe not in RECIPES:
+        raise WorkflowError(f"config lr_scale: unknown recipe '{_recipe}' (known: {', '.join(RECIPES)})")
+NAME = {avvp_variants.slug(n): n for n in avvp_variants.names(VARIANTS_FILES)}  # slug -> row name
+# The sheets as every avvp job reads them (each file named, in order).
+VARIANTS_ARGS = " ".join(f"--variants-file {shlex.quote(f)}" for f in VARIANTS_FILES)
+SHEET_ARGS = " ".join([VARIANTS_ARGS] + [f"--tables {shlex.quote(f)}" for f in TABLES_FILES])
 
 
 def variant(slug):
     """A row resolved once (avvp.variants.Variant: model spec, recipe, losses, labels, gating), by slug."""
-    return avvp_variants.get(NAME[slug], VARIANTS_FILE)
+    return avvp_variants.get(NAME[slug], VARIANTS_FILES)
 
 
 def variant_key(slug):
@@ -63,7 +77,7 @@ if config["protocol"] == "released" and config["seeds"] != [0]:
 
 PACKED = str(paths.packed_dir(DATASET))
 MANIFEST = str(paths.manifest_json(PACKED))
-LLP_CSVS = ["AVVP_train.csv", "AVVP_val_pd.csv", "AVVP_test_pd.csv", "AVVP_eval_audio.csv", "AVVP_eval_visual.csv"]
+LLP_CSVS = [*WEAK_CSV.values(), *DENSE_CSV.values()]
 # Large inputs (real LLP or the full synthetic preset) need more memory and time per job.
 LARGE = not SYNTHETIC or DATASET["preset"] == "full"
 
@@ -95,20 +109,20 @@ def lr_scale_arg(wildcards):
 
 def refine_epochs_arg():
     """MA's step-1 epochs when the config overrides the recipes' epochs (avvp.paths.step1_epochs scales it)."""
-    return f"--epochs {paths.step1_epochs(config['epochs'])}" if config["epochs"] else ""
+    return f"--epochs {paths.step1_epochs(config['epochs'], VARIANTS_FILES)}" if config["epochs"] else ""
 
 
 # --- runs -----------------------------------------------------------------------------------------------------
 def train_inputs(wildcards):
-    """The packed data, and MA's refined labels of the same seed for rows trained on refined labels."""
-    inputs = {"manifest": MANIFEST}
-    if variant(wildcards.slug).labels == "refined":
-        inputs["refined"] = str(paths.refined_labels(wildcards.seed))
-    return inputs
+    """The packed data, and the files of earlier stages the row's label source needs for this seed (MA's
+    refined labels for `labels: refined`; avvp/training/labels.py)."""
+    source = labels.LABEL_SOURCES.get(variant(wildcards.slug).labels)
+    return {"manifest": MANIFEST, **{name: str(file.path(int(wildcards.seed))) for name, file in source.files.items()}}
 
 
-def refined_arg(wildcards, input):
-    return f"--refined {shlex.quote(input.refined)}" if "refined" in input.keys() else ""
+def label_args(wildcards, input):
+    """`--<name> PATH` for each file of the row's label source (e.g. --refined)."""
+    return " ".join(f"--{name} {shlex.quote(input[name])}" for name in labels.files() if name in input.keys())
 
 
 def test_metrics(names, seeds):
@@ -119,29 +133,28 @@ def table_inputs(wildcards):
     """Every row's test metrics for every seed; Table 4 also every row's FLOPs/params profile."""
     names = table_variants(wildcards.table)
     inputs = {"metrics": test_metrics(names, SEEDS), "config": str(paths.config_yaml()), "manifest": MANIFEST,
-              "tables": TABLES_FILE}
+              "tables": TABLES_FILES}
     if TABLES[wildcards.table].get("extra"):
         inputs["profiles"] = [str(paths.profile_json(n)) for n in names]
     return inputs
 
 
-# The paper's Fig. 2 compares ours with MA; Figs. 3-4 use MA* vs ours. Both figures here show MA and MA* + Ours
-# on the first seed; the spread figure shows every Table 2 row over all seeds.
-FIGURE_METHODS = {"timeline": ["MA", "MA* + Ours"], "tsne": ["MA", "MA* + Ours"]}
-FIGURES = ["timeline", "tsne", "spread"]
+# Every figure kind, with its rows, seeds and inputs as avvp/reporting/figures.py declares them.
+FIGURES = FIGURE_KINDS.names()
 
 
 def figure_methods(kind):
-    return FIGURE_METHODS.get(kind) or table_variants("table2")
+    figure = FIGURE_KINDS.get(kind)
+    return list(figure.methods) or table_variants(figure.table)
 
 
 def figure_seeds(kind):
-    return SEEDS if kind == "spread" else SEEDS[:1]
+    return SEEDS if FIGURE_KINDS.get(kind).every_seed else SEEDS[:1]
 
 
 def figure_inputs(wildcards):
     methods, seeds = figure_methods(wildcards.kind), figure_seeds(wildcards.kind)
-    if wildcards.kind == "spread":
+    if FIGURE_KINDS.get(wildcards.kind).reads == "metrics":
         return test_metrics(methods, seeds)
     return [str(paths.predictions_npz(paths.run_dir(m, s), "test")) for m in methods for s in seeds]
 

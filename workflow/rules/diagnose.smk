@@ -1,12 +1,12 @@
 # Diagnostics beyond the ten numbers (issue 10): per-class F, modality leak, class co-occurrence and the
 # refinement's label quality, for every row of Table 2 over all seeds. See avvp/reporting/diagnose.py.
 
-# The files of results/diagnostics/, all in the HTML report (captions: workflow/report/diagnostic.rst).
-DIAGNOSTICS = ["per_class_f.csv", "per_class_diff.png", "leak.csv", "leak.png", "cooccurrence.csv",
-               "cooccurrence_matrices.csv", "cooccurrence.png", "refinement.csv", "refinement.png"]
+# The files of results/diagnostics/ (avvp.paths.DIAGNOSTICS: what `avvp diagnose` writes), all in the HTML report
+# (captions: workflow/report/diagnostic.rst).
+DIAGNOSTICS = list(paths.DIAGNOSTICS.values())
 DIAGNOSTICS_DIR = str(paths.diagnostics_dir())
 DIAGNOSTICS_FILES = [os.path.join(DIAGNOSTICS_DIR, name) for name in DIAGNOSTICS]  # rule all asks for them too
-DIAGNOSED_TABLE = "table2"
+DIAGNOSED_TABLE = paths.DIAGNOSED_TABLE
 
 
 localrules:
@@ -28,7 +28,7 @@ rule diagnose:
             for s in SEEDS
         ],
         refine=[str(paths.refine_summary(s)) for s in SEEDS],
-        tables=TABLES_FILE,
+        tables=TABLES_FILES,
         manifest=MANIFEST,
     output:
         **{
@@ -45,6 +45,7 @@ rule diagnose:
         out=lambda wildcards, output: os.path.dirname(output[0]),
         results=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),  # RESULTS/diagnostics/X
         data=lambda wildcards, input: os.path.dirname(input.manifest),
+        sheets=SHEET_ARGS,
     log:
         str(paths.log_file("diagnose", DIAGNOSED_TABLE)),
     benchmark:
@@ -53,6 +54,6 @@ rule diagnose:
     conda:
         "../envs/avvp.yaml"
     shell:
-        "avvp diagnose --results {params.results:q} --tables {input.tables:q} --table "
+        "avvp diagnose --results {params.results:q} {params.sheets} --table "
         + DIAGNOSED_TABLE
         + " --data {params.data:q} --seeds {params.seeds} --out {params.out:q} > {log} 2>&1"

@@ -1,4 +1,4 @@
-# Reporting: parameters and FLOPs (Table 4), the four tables, the figures.
+# Reporting: parameters and FLOPs (Table 4), the tables of the tables sheets, the figures.
 
 
 rule profile:
@@ -7,7 +7,7 @@ rule profile:
         str(paths.profile_file("{slug}")),
     params:
         variant=lambda wildcards: NAME[wildcards.slug],
-        variants=VARIANTS_FILE,
+        sheets=VARIANTS_ARGS,
     log:
         str(paths.log_file("profile", "{slug}")),
     benchmark:
@@ -19,7 +19,7 @@ rule profile:
     conda:
         "../envs/avvp.yaml"
     shell:
-        "avvp profile --variant {params.variant:q} --variants-file {params.variants:q} --out {output} > {log} 2>&1"
+        "avvp profile --variant {params.variant:q} {params.sheets} --out {output} > {log} 2>&1"
 
 
 rule table:
@@ -43,6 +43,7 @@ rule table:
         results=lambda wildcards, input: os.path.dirname(input.config),
         data=lambda wildcards, input: os.path.dirname(input.manifest),
         seeds=" ".join(map(str, SEEDS)),
+        sheets=SHEET_ARGS,
     log:
         str(paths.log_file("table", "{table}")),
     benchmark:
@@ -52,14 +53,14 @@ rule table:
         "../envs/avvp.yaml"
     shell:
         "avvp table --table {wildcards.table} --results {params.results:q} --config {input.config:q}"
-        " --tables {input.tables:q} --data {params.data:q} --seeds {params.seeds} --out {output.md:q} > {log} 2>&1"
+        " {params.sheets} --data {params.data:q} --seeds {params.seeds} --out {output.md:q} > {log} 2>&1"
 
 
 rule figure:
     """One of the paper's figures (timeline: Fig. 2 style, tsne: Figs. 3-4 style, spread: seeds of Table 2)."""
     input:
         runs=figure_inputs,
-        tables=TABLES_FILE,
+        tables=TABLES_FILES,
     output:
         report(
             str(paths.figure_png("{kind}")),
@@ -71,6 +72,7 @@ rule figure:
         methods=lambda wildcards: quoted(figure_methods(wildcards.kind)),
         seeds=lambda wildcards: " ".join(map(str, figure_seeds(wildcards.kind))),
         results=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),  # RESULTS/figures/X.png
+        sheets=SHEET_ARGS,
     log:
         str(paths.log_file("figure", "{kind}")),
     benchmark:
@@ -82,5 +84,5 @@ rule figure:
     conda:
         "../envs/avvp.yaml"
     shell:
-        "avvp figure --kind {wildcards.kind} --results {params.results:q} --tables {input.tables:q} --methods {params.methods}"
+        "avvp figure --kind {wildcards.kind} --results {params.results:q} {params.sheets} --methods {params.methods}"
         " --seeds {params.seeds} --out {output} > {log} 2>&1"

@@ -14,6 +14,9 @@ rule refine:
     params:
         data=lambda wildcards, input: os.path.dirname(input.manifest),
         out=lambda wildcards, output: os.path.dirname(output.labels),
+        # The refine row (MA's step 1) as resolved: editing it in variants.yaml refines again (trigger `params`).
+        spec=variant_key(avvp_variants.slug(paths.REFINE_ROW)),
+        sheets=VARIANTS_ARGS,
         epochs=refine_epochs_arg(),
         device=config["device"],
         precision=config["precision"],
@@ -33,7 +36,8 @@ rule refine:
         "../envs/avvp.yaml"
     shell:
         "{params.gpu_env}avvp refine --data {params.data:q} --seed {wildcards.seed} --out {params.out:q} {params.epochs}"
-        " --device {params.device} --precision {params.precision}{params.graphs} --threads {threads} > {log} 2>&1"
+        " --device {params.device} --precision {params.precision} {params.sheets}{params.graphs} --threads {threads}"
+        " > {log} 2>&1"
 
 
 rule train:
@@ -48,13 +52,13 @@ rule train:
         spec=lambda wildcards: variant_key(wildcards.slug),
         data=lambda wildcards, input: os.path.dirname(input.manifest),
         out=lambda wildcards, output: os.path.dirname(output.done),
-        refined=refined_arg,
+        labels=label_args,
         epochs=epochs_arg(),
         lr_scale=lr_scale_arg,
         device=config["device"],
         precision=config["precision"],
         protocol=config["protocol"],
-        variants=VARIANTS_FILE,
+        sheets=VARIANTS_ARGS,
         gpu_env=GPU_ENV,
         graphs=GRAPHS_ARG,
     log:
@@ -71,8 +75,8 @@ rule train:
         "../envs/avvp.yaml"
     shell:
         "{params.gpu_env}avvp train --variant {params.variant:q} --seed {wildcards.seed} --data {params.data:q}"
-        " --out {params.out:q} {params.refined} {params.epochs} {params.lr_scale} --device {params.device}"
-        " --precision {params.precision} --protocol {params.protocol} --variants-file {params.variants:q}{params.graphs}"
+        " --out {params.out:q} {params.labels} {params.epochs} {params.lr_scale} --device {params.device}"
+        " --precision {params.precision} --protocol {params.protocol} {params.sheets}{params.graphs}"
         " --threads {threads} > {log} 2>&1"
 
 

@@ -1,0 +1,131 @@
+"""The one reader of what the stages wrote: every module that reads a run's outputs reads them here.
+
+run.json and done.json (`avvp train`), metrics.json, metrics_by_gating.json, per_video.npz and predictions.npz
+(`avvp evaluate`), the profile JSON (`avvp profile`) and the refinement's summary.json (`avvp refine`); their
+formats are ARCHITECTURE.md's, their places avvp/paths.py's. A missing or damaged file is one AvvpError line
+naming it and the command that makes it, so no reader needs to import the stage that writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from avvp import paths
+from avvp.errors import AvvpError
+
+# The arrays of predictions.npz that hold the binary predictions and the annotations, with the videos' names.
+BINARY = ("filenames", "audio", "visual", "gt_audio", "gt_visual")
+
+
+def read_json(path: str | Path, hint: str) -> dict:
+    """A JSON file; `hint` (how to make it) completes the error of a missing one."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise AvvpError(f"{path}: missing ({hint})") from None
+    except json.JSONDecodeError as e:
+        raise AvvpError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+
+
+def _train_hint(run: Path) -> str:
+    return f"train it with: avvp train --out {run}"
+
+
+def _evaluate_hint(run: Path, split: str) -> str:
+    return f"make it with: avvp evaluate --run {run} --split {split}"
+
+
+# --------------------------------------------------------------------------------------------- training
+
+def run_info(run: str | Path) -> dict:
+    """run.json: the job's key and what only the run knows (ARCHITECTURE.md "Run folder")."""
+    return read_json(paths.run_json(run), _train_hint(Path(run)))
+
+
+def done(run: str | Path) -> dict | None:
+    """done.json (the selected epoch, its scores, the job's key), or None while the run is unfinished."""
+    path = paths.done_json(run)
+    return read_json(path, _train_hint(Path(run))) if path.exists() else None
+
+
+def refine_summary(seed: int, results: str | Path = paths.RESULTS) -> dict:
+    """The refinement's summary.json of a seed (removals, and their scores against truth and annotations)."""
+    path = paths.refine_summary(seed, results)
+    return read_json(path, f"make it with: avvp refine --data PACKED --seed {seed} --out {path.parent}")
+
+
+# ------------------------------------------------------------------------------------------- evaluation
+
+def metrics(run: str | Path, split: str = "test", gating: str | None = None) -> dict:
+    """The ten numbers of a run on a split: metrics.json (the row's own gating), or under `gating` from
+    metrics_by_gating.json; {"segment": {...}, "event": {...}}."""
+    path = paths.metrics_json(run, split) if gating is None else paths.by_gating_json(run, split)
+    scores = read_json(path, _evaluate_hint(Path(run), split))
+    if gating is not None:
+        scores = scores.get(gating)
+        if not isinstance(scores, dict):
+            raise AvvpError(f"{path}: no numbers under gating '{gating}' ({_evaluate_hint(Path(run), split)})")
+    return scores
+
+
+def numbers(run: str | Path, columns, split: str = "test", gating: str | None = None) -> np.ndarray:
+    """`metrics` in `columns` order ("segment.audio", ...), as floats."""
+    scores = metrics(run, split, gating)
+    out = []
+    for column in columns:
+        level, key = column.split(".")
+        try:
+            out.append(float(scores[level][key]))
+        except (KeyError, TypeError, ValueError):
+            where = paths.metrics_json(run, split) if gating is None else paths.by_gating_json(run, split)
+            raise AvvpError(f"{where}: no number for '{column}'") from None
+    return np.array(out)
+
+
+def _npz(path: Path, hint: str) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise AvvpError(f"{path}: missing ({hint})") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise AvvpError(f"{path}: unreadable ({type(e).__name__}; {hint})") from None
+
+
+def per_video(run: str | Path, gating: str, columns, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """Filenames (videos,) and per-video scores (videos, len(columns)) in [0, 1] under `gating`, from the run's
+    per_video.npz."""
+    path, hint = paths.per_video_npz(run, split), _evaluate_hint(Path(run), split)
+    z = _npz(path, hint)
+    if gating not in z or "filenames" not in z or "columns" not in z:
+        missing = next(k for k in (gating, "filenames", "columns") if k not in z)
+        raise AvvpError(f"{path}: no array '{missing}' (written by an older `avvp evaluate`; {hint})")
+    files, stored, scores = z["filenames"].astype(str), [str(c) for c in z["columns"]], z[gating]
+    unknown = [c for c in columns if c not in stored]
+    if unknown or scores.shape != (files.size, len(stored)):
+        raise AvvpError(f"{path}: '{gating}' has shape {scores.shape} for {files.size} videos x "
+                        f"{len(stored)} columns{f', no column {unknown[0]}' if unknown else ''} ({hint})")
+    return files, scores[:, [stored.index(c) for c in columns]].astype(np.float64)
+
+
+def predictions(run: str | Path, keys, split: str = "test") -> dict:
+    """The `keys` arrays of a run's predictions.npz (ARCHITECTURE.md: binary predictions, probabilities,
+    pooled features, the annotations)."""
+    path = paths.predictions_npz(run, split)
+    z = _npz(path, _evaluate_hint(Path(run), split))
+    missing = [k for k in keys if k not in z]
+    if missing:
+        raise AvvpError(f"{path}: no array {', '.join(missing)}")
+    return {k: z[k] for k in keys}
+
+
+# -------------------------------------------------------------------------------------------- reporting
+
+def profile(name: str, results: str | Path = paths.RESULTS) -> dict:
+    """The parameters and FLOPs of a row (`avvp profile`)."""
+    path = paths.profile_json(name, results)
+    return read_json(path, f'make it with: avvp profile --variant "{name}" --out {path}')

@@ -1,0 +1,75 @@
+"""Label sources: what a row's audio and visual targets are made from (config/variants.yaml `labels`).
+
+A registry (avvp.registry). A source names the files of earlier stages it needs per seed (the workflow's inputs
+of a training job come from them, and `avvp train` takes each as `--<name> PATH`), and loads the (N, 25) audio
+and visual label arrays of the training split from them. Targets are then built per batch by the recipe
+(avvp.training.train.targets); a source that also acts per batch (denoising labels on the fly from the model's
+losses) would add that step beside `load`. Importing this module needs no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from avvp import paths, schema
+from avvp.errors import AvvpError
+from avvp.registry import Registry
+
+LABEL_SOURCES = Registry("label source")
+schema.known(LABEL_SOURCES)
+
+
+@dataclass(frozen=True)
+class LabelFile:
+    """A per-seed file an earlier stage makes: where the workflow keeps it, what it is, and how to make it."""
+    path: Callable[[int], Path]      # seed -> the workflow's file (results/...)
+    help: str
+    make: str                        # a command; {data}, {seed}, {file} are filled in
+
+
+@dataclass(frozen=True)
+class LabelSource:
+    load: Callable                   # (training split, {file name: path}) -> (audio labels, visual labels)
+    files: dict[str, LabelFile] = field(default_factory=dict)
+
+
+def _weak(train, files: dict):
+    """Both modalities get the video-level labels (HAN)."""
+    return train.labels, train.labels
+
+
+def _refined(train, files: dict):
+    """MA's modality-aware labels from `avvp refine` (aligned to the split by filename)."""
+    from avvp.data import dataset
+
+    return dataset.load_refined(files["refined"], train)
+
+
+LABEL_SOURCES.register("weak", LabelSource(load=_weak))
+LABEL_SOURCES.register("refined", LabelSource(load=_refined, files={"refined": LabelFile(
+    path=paths.refined_labels, help="refined_labels.npz from `avvp refine` (rows with `labels: refined`)",
+    make="avvp refine --data {data} --seed {seed} --out {folder}")}))
+
+
+def files() -> dict[str, LabelFile]:
+    """Every file a label source takes, by name (each is an `avvp train` option `--<name>`)."""
+    out: dict[str, LabelFile] = {}
+    for source in LABEL_SOURCES.names():
+        for name, file in LABEL_SOURCES.get(source).files.items():
+            out.setdefault(name, file)
+    return out
+
+
+def load(labels: str, train, given: dict, where: str, data: str, seed: int):
+    """(audio, visual) label arrays of the training split from source `labels`; `given`: file name -> path or
+    None (the command's options). An AvvpError says which file is missing and how to make it."""
+    source = LABEL_SOURCES.get(labels)
+    for name, file in source.files.items():
+        if not given.get(name):
+            wanted = file.path(seed)
+            make = file.make.format(data=data, seed=seed, file=wanted, folder=wanted.parent)
+            raise AvvpError(f"{where} trains on {labels} labels: make them with `{make}` "
+                            f"and pass --{name} {wanted}")
+    return source.load(train, {name: given[name] for name in source.files})
