@@ -12,7 +12,7 @@
 #   synthesize -> pack -> refine (per seed) -> train (per row and seed) -> evaluate -> profile -> table -> figure
 #   -> diagnose
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -24,10 +24,11 @@ include: "workflow/rules/config.smk"
 
 
 config.update(typed(config))
-validate(config, "workflow/schemas/config.schema.yaml")
+validated(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/recover.smk"
 
 
 report: "workflow/report/workflow.rst"

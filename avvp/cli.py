@@ -187,6 +187,14 @@ def check_sheets(args) -> None:
         sheets.variants(args.variants_file)
     if hasattr(args, "tables"):
         sheets.tables(args.tables, args.variants_file)
+def _error(command: str, e: Exception) -> int:
+    """Print `e` as the one line of a failed subcommand, on a line of its own (after any progress bar the
+    failure interrupted), and return the exit status 1."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
+    print(f"avvp {command}: error: {e}", file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,8 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(modules[args.command])
         module.run(args)
     except AvvpError as e:
-        print(f"avvp {args.command}: error: {e}", file=sys.stderr)
-        return 1
+        return _error(args.command, e)
+    except OSError as e:  # a full disk met outside avvp.io's writers (which say what they were writing)
+        err = importlib.import_module("avvp.io").space_error(e, e.filename or "a file", "output", None)
+        if err is None:
+            raise
+        return _error(args.command, err)
     except KeyboardInterrupt:
         print(f"avvp {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -8,27 +8,20 @@ naming it and the command that makes it, so no reader needs to import the stage 
 
 from __future__ import annotations
 
-import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from avvp import paths
+from avvp import io, paths
 from avvp.errors import AvvpError
 
 # The arrays of predictions.npz that hold the binary predictions and the annotations, with the videos' names.
 BINARY = ("filenames", "audio", "visual", "gt_audio", "gt_visual")
 
 
-def read_json(path: str | Path, hint: str) -> dict:
-    """A JSON file; `hint` (how to make it) completes the error of a missing one."""
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise AvvpError(f"{path}: missing ({hint})") from None
-    except json.JSONDecodeError as e:
-        raise AvvpError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+def read_json(path: str | Path, hint: str, what: str = "JSON file") -> dict:
+    """A JSON file; `hint` (how to make it) completes the one-line error of a missing or damaged one."""
+    return io.read_json(path, what, hint)
 
 
 def _train_hint(run: Path) -> str:
@@ -86,24 +79,11 @@ def numbers(run: str | Path, columns, split: str = "test", gating: str | None = 
     return np.array(out)
 
 
-def _npz(path: Path, hint: str) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise AvvpError(f"{path}: missing ({hint})") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise AvvpError(f"{path}: unreadable ({type(e).__name__}; {hint})") from None
-
-
 def per_video(run: str | Path, gating: str, columns, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """Filenames (videos,) and per-video scores (videos, len(columns)) in [0, 1] under `gating`, from the run's
     per_video.npz."""
     path, hint = paths.per_video_npz(run, split), _evaluate_hint(Path(run), split)
-    z = _npz(path, hint)
-    if gating not in z or "filenames" not in z or "columns" not in z:
-        missing = next(k for k in (gating, "filenames", "columns") if k not in z)
-        raise AvvpError(f"{path}: no array '{missing}' (written by an older `avvp evaluate`; {hint})")
+    z = io.read_npz(path, ("filenames", "columns", gating), "per-video scores", hint)
     files, stored, scores = z["filenames"].astype(str), [str(c) for c in z["columns"]], z[gating]
     unknown = [c for c in columns if c not in stored]
     if unknown or scores.shape != (files.size, len(stored)):
@@ -115,12 +95,7 @@ def per_video(run: str | Path, gating: str, columns, split: str = "test") -> tup
 def predictions(run: str | Path, keys, split: str = "test") -> dict:
     """The `keys` arrays of a run's predictions.npz (ARCHITECTURE.md: binary predictions, probabilities,
     pooled features, the annotations)."""
-    path = paths.predictions_npz(run, split)
-    z = _npz(path, _evaluate_hint(Path(run), split))
-    missing = [k for k in keys if k not in z]
-    if missing:
-        raise AvvpError(f"{path}: no array {', '.join(missing)}")
-    return {k: z[k] for k in keys}
+    return io.read_npz(paths.predictions_npz(run, split), keys, "predictions", _evaluate_hint(Path(run), split))
 
 
 # -------------------------------------------------------------------------------------------- reporting

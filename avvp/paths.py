@@ -207,3 +207,23 @@ def log_file(stage: str, job: str | None = None, results: str | Path = RESULTS) 
 
 def benchmark_file(stage: str, job: str, results: str | Path = RESULTS) -> Path:
     return Path(results) / "benchmarks" / stage / f"{job}.tsv"
+
+
+# --- faults ---------------------------------------------------------------------------------------------------
+def rebuildable(results: str | Path = RESULTS, data: str | Path = DATA) -> list[tuple[str, tuple[str, ...]]]:
+    """The files the workflow makes again when they are unreadable (truncated, damaged): glob patterns, each
+    with the names of the files in its folder that go with it: the other outputs of the job that made it.
+
+    The workflow removes an unreadable match and its companions when it starts (avvp.io.remove_unreadable);
+    Snakemake then makes them again when anything needs them: a job with all its outputs gone is re-run by the
+    next job that asks for one of them, while outputs made from the file before it was damaged stay valid.
+    (Removing only a file no rule asks for, such as per_video.npz, would never re-run its job.) best.pt goes
+    with done.json: `avvp train` starts a run over when its best weights are gone. A new cache file (a method's
+    noise ratios, its thresholds) needs one line here and a reader that uses avvp.io.read_json / read_npz.
+    """
+    run = run_folder("*", "*", results)
+    per_split = [metrics_json(run, "*"), predictions_npz(run, "*"), per_video_npz(run, "*"), by_gating_json(run, "*")]
+    refine = [refined_labels("*", results), refine_summary("*", results)]
+    return [(str(done_json(run)), ()), (str(best_pt(run)), (done_json(run).name,)),
+            *[(str(f), tuple(g.name for g in group if g != f)) for group in (per_split, refine) for f in group],
+            (str(profile_file("*", results)), ()), (str(manifest_json(packed_folder("*", data))), ())]

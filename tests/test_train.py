@@ -94,13 +94,16 @@ def test_killed_run_resumes_to_the_same_result(packed_tiny, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_corrupt_checkpoint_is_one_clear_error(packed_tiny, tmp_path, capsys):
+def test_corrupt_checkpoint_starts_the_run_over_in_one_line(packed_tiny, tmp_path, capsys):
+    """A foreign last.pt is no resume point: the run says so once and starts over (tests/test_faults.py: a
+    truncated one, and the result equal to an uninterrupted run's)."""
     out = tmp_path / "r"
     out.mkdir()
     (out / "last.pt").write_bytes(b"not a checkpoint")
-    assert train(packed_tiny, out) == 1
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "last.pt" in err and "corrupt checkpoint" in err
+    assert train(packed_tiny, out, "HAN", 1) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if "last.pt" in line]
+    assert said == [f"{out / 'last.pt'}: unreadable checkpoint (UnpicklingError); starting the run over"], said
+    assert (out / "done.json").exists()
 
 
 def test_unknown_variant_and_missing_data(packed_tiny, tmp_path, capsys):

@@ -27,19 +27,10 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles"]
+sys.path.insert(0, str(REPO / "bench"))
 
-
-def copy_workflow(dest: Path) -> Path:
-    """The workflow's files (not data/ or results/) in a fresh folder."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / name)
-    return dest
+import bench_kill  # noqa: E402
+from bench_kill import copy_workflow  # noqa: E402  (the workflow's files in a fresh folder)
 
 
 def snakemake(workdir: Path, *args: str, targets: list[str] = (), config: list[str] = (), timeout: int = 120):
@@ -195,12 +186,26 @@ def test_lint_is_clean(wf):
     assert "Lints for" not in out, out
 
 
-def test_schema_error_stops_the_workflow_with_a_clear_message(wf):
-    proc = snakemake(wf, "--dry-run", config=["device=gpu"])
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert "Error validating config file" in out, out
-    assert "'gpu' is not one of ['cpu', 'cuda']" in out, out
+SNAKEMAKE_INFO = ("Using workflow specific profile", "Config file config/config.yaml is extended")
+
+
+@pytest.mark.parametrize("value, line", [
+    ("seeds=[-1]", "config seeds[0]: -1 is less than the minimum of 0"),
+    ("epochs=0", "config epochs: 0 is less than the minimum of 1"),
+    ("device=gpu", "config device: 'gpu' is not one of ['cpu', 'cuda']"),
+    ("precision=fp16", "config precision: 'fp16' is not one of ['fp32', 'bf16']"),
+    ("gpu_slots=-2", "config gpu_slots: -2 is less than the minimum of 0"),
+    ("dataset={kind: llp}", "config dataset.path: None is not of type 'string' (kind llp needs the LLP root "
+                            "folder: dataset={kind: llp, path: /data/LLP})"),
+])
+def test_bad_config_value_is_one_line_before_any_job(tmp_path, value, line):
+    """A real run (not a dry run) stops while reading the config: one line, exit 1, nothing made."""
+    wd = copy_workflow(tmp_path / "wf")
+    proc = snakemake(wd, "--cores", "1", targets=["results/table2.md"], config=[value])
+    said = [x for x in (proc.stdout + proc.stderr).splitlines() if not x.startswith(SNAKEMAKE_INFO)]
+    assert proc.returncode == 1
+    assert said == [f"Error: {line} [workflow/schemas/config.schema.yaml]"], said
+    assert not (wd / "results").exists() and not (wd / "data").exists()   # Snakemake's own .snakemake/log aside
 
 
 def validated(overrides: dict) -> dict:
@@ -400,3 +405,30 @@ def test_a_plugin_method_trains_evaluates_and_appears_in_its_table(tmp_path):
     bad = snakemake(wd, "--dry-run", config=config[1:])
     assert bad.returncode != 0
     assert "mine/toy_variants.yaml: variant 'Toy': model.backbone: 'toy' is not one of" in bad.stdout + bad.stderr
+def test_killed_in_pack_train_and_evaluate_ends_with_the_uninterrupted_outputs(tmp_path):
+    """bench/bench_kill.py on the tiny preset (2 epochs): Snakemake and its jobs SIGKILLed at a random moment of
+    a pack job, then (the same command again) of a train job, then of an evaluate job, then the same command to
+    its end: every evaluation output equals the uninterrupted run's, byte for byte, and nothing is left over
+    (avvp temporaries, Snakemake's locks, incomplete jobs). Each round removes the locks the last kill left."""
+    stages = ["pack", "train", "evaluate"]
+    report = bench_kill.run("results/runs/han/seed0/test/metrics.json", stages, seed=0, cores=1, out=tmp_path,
+                            config=bench_kill.TINY, say=lambda line: None, window=(0.05, 0.4))
+    assert report["reference_rc"] == 0 and report["final_rc"] == 0, report
+    assert [k["stage"] for k in report["kills"] if k["killed"] and k["in_stage"]] == stages, report["kills"]
+    assert len(report["reference"]) == 4 and report["killed"] == report["reference"]
+    assert report["left"] == {"temporaries": [], "snakemake_locks": 0, "incomplete_jobs": 0}
+    for said in [k["said_on_start"] for k in report["kills"][1:]] + [report["final_said"]]:
+        assert any("lock(s) of a killed run" in line and "removed" in line for line in said), said
+
+    # A truncated evaluation output and a done.json that is not JSON: the same command removes them and makes
+    # them again (train resumes from its last epoch, evaluate reruns) rather than stopping.
+    killed = report["killed_dir"]
+    run = killed / "results/runs/han/seed0"
+    (run / "test/per_video.npz").write_bytes((run / "test/per_video.npz").read_bytes()[:100])
+    (run / "done.json").write_text("{")
+    cmd = bench_kill.command(killed, "results/runs/han/seed0/test/metrics.json", 1, bench_kill.TINY)
+    assert bench_kill.finish(cmd, killed, tmp_path / "rebuild.log")[0] == 0, (tmp_path / "rebuild.log").read_text()
+    said = bench_kill.recovery_lines(tmp_path / "rebuild.log")
+    assert sum("unreadable" in line and "removed" in line for line in said) == 2, said
+    assert bench_kill.outputs(killed) == report["reference"]
+    assert (run / "done.json").exists() and json.loads((run / "done.json").read_text())["epochs_run"] == 2

@@ -9,7 +9,6 @@ not a PyTorch error deep inside training.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 
 from avvp.constants import FEATURES, NUM_CLASSES, NUM_SEGMENTS
 from avvp.errors import AvvpError
-from avvp.io import sha256_file
+from avvp.io import read_json, read_npz, sha256_file
 from avvp.paths import manifest_json
 
 # Per-video shape of each packed array (the visual array holds the per-second means of the 80 frames).
@@ -62,7 +61,7 @@ def manifest(packed: str | Path) -> dict:
     path = manifest_json(packed)
     if not path.is_file():
         raise AvvpError(f"{path}: no packed dataset here (make one with `avvp pack --data LLP_DIR --out {packed}`)")
-    return json.loads(path.read_text())
+    return read_json(path, "manifest", f"pack it again with `avvp pack --out {packed}`")
 
 
 def manifest_sha256(packed: str | Path) -> str:
@@ -120,11 +119,9 @@ def load_split(packed: str | Path, split: str) -> Split:
 def load_refined(path: str | Path, train: Split) -> tuple[torch.Tensor, torch.Tensor]:
     """Refined audio and visual labels (N,25) from `avvp refine`, checked against the training split."""
     path = Path(path)
-    try:
-        z = np.load(path)
-        files, audio, visual = list(map(str, z["filenames"])), z["audio"], z["visual"]
-    except (OSError, ValueError, KeyError) as e:
-        raise AvvpError(f"{path}: unreadable refined labels ({e})") from None
+    z = read_npz(path, ("filenames", "audio", "visual"), "refined labels",
+                 "make them again with `avvp refine` (its --out folder holds them)")
+    files, audio, visual = list(map(str, z["filenames"])), z["audio"], z["visual"]
     if files != train.filenames:
         raise AvvpError(f"{path}: refined labels are for other training videos than the packed dataset's")
     return torch.from_numpy(audio.astype(np.float32)), torch.from_numpy(visual.astype(np.float32))

@@ -2,7 +2,9 @@
 
 Every annotation file is read and checked first (`avvp.data.llp`), then every feature file is loaded,
 checked and streamed into memory-mapped .npy arrays of a temporary sibling of --out, which is renamed
-into place only when everything is valid and written: a bad input leaves nothing at --out.
+into place only when everything is valid and written: a bad input leaves nothing at --out. The space of every
+array is known from the shapes: it is checked against the free space first, then reserved (posix_fallocate)
+for all arrays before the first video is read, so a full disk is one line at once, never a SIGBUS of the maps.
 
     P/manifest.json
     P/<split>/filenames.npy labels.npy audio.npy visual.npy [frames.npy] motion.npy
@@ -12,15 +14,16 @@ into place only when everything is valid and written: a bad input leaves nothing
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from avvp import io
 from avvp.constants import FEATURES, FRAMES_PER_SEGMENT, NUM_SEGMENTS, SPLITS
 from avvp.data.llp import LLPAnnotations, LLPPaths, load_feature, read_annotations
 from avvp.errors import AvvpError
-from avvp.io import atomic_dir
 from avvp.paths import manifest_json
 
 FORMAT = 1
@@ -40,15 +43,19 @@ def segment_means(frames: np.ndarray) -> np.ndarray:
 
 
 class StreamedArray:
-    """A .npy file created with open_memmap and filled block by block.
+    """A .npy file created with open_memmap, its blocks reserved at once, and filled block by block.
 
-    The map is closed and reopened every `BLOCK` videos so that written pages go back to the file and
-    the resident memory stays small even for the 6.5 GB of frames of the full dataset.
+    The reservation (posix_fallocate over the whole file) makes a full disk fail here, before any video is read,
+    instead of as SIGBUS when a page of the map is first written. The map is closed and reopened every `BLOCK`
+    videos so that written pages go back to the file and the resident memory stays small even for the 6.5 GB of
+    frames of the full dataset.
     """
 
     def __init__(self, path: Path, shape: tuple[int, ...]):
         self.path = path
         self.array = np.lib.format.open_memmap(path, "w+", np.float32, shape)
+        with open(path, "r+b") as f:
+            io.reserve(f.fileno(), os.fstat(f.fileno()).st_size)
 
     def __setitem__(self, i: int, value: np.ndarray) -> None:
         self.array[i] = value
@@ -61,22 +68,54 @@ class StreamedArray:
         del self.array
 
 
-def pack_split(split: str, ann, paths: LLPPaths, out: Path, frames: bool) -> None:
-    """Stream one split's features into memory-mapped arrays, checking every file on the way."""
-    out.mkdir()
-    n = len(ann.filenames)
-    shapes = {"audio": (n, *FEATURES["audio"][1]),
-              "visual": (n, NUM_SEGMENTS, FEATURES["visual"][1][1]),
-              "motion": (n, *FEATURES["motion"][1])}
+def feature_shapes(videos: int, frames: bool) -> dict[str, tuple[int, ...]]:
+    """The float32 arrays of a split of `videos` videos."""
+    shapes = {"audio": (videos, *FEATURES["audio"][1]),
+              "visual": (videos, NUM_SEGMENTS, FEATURES["visual"][1][1]),
+              "motion": (videos, *FEATURES["motion"][1])}
     if frames:
-        shapes["frames"] = (n, *FEATURES["visual"][1])
-    arrays = {k: StreamedArray(out / f"{k}.npy", shape) for k, shape in shapes.items()}
+        shapes["frames"] = (videos, *FEATURES["visual"][1])
+    return shapes
+
+
+NPY_HEADER = 128    # bytes: numpy's header of a packed array (format 1.0, padded to 64)
+
+
+def packed_bytes(ann: LLPAnnotations, frames: bool) -> int:
+    """What the packed arrays take on disk, from their shapes (headers included), before writing any."""
+    total = 0
+    for split in ann.splits.values():
+        small = [np.array(split.filenames, dtype=str), split.labels, split.gt_audio, split.gt_visual]
+        arrays = [np.dtype(np.float32).itemsize * int(np.prod(s)) for s in feature_shapes(len(split.filenames),
+                                                                                          frames).values()]
+        total += sum(arrays) + sum(a.nbytes for a in small if a is not None) + NPY_HEADER * (len(arrays) + 4)
+    if ann.train_truth is not None:
+        total += sum(a.nbytes + NPY_HEADER for a in ann.train_truth)
+    return total
+
+
+def allocate(tmp: Path, ann: LLPAnnotations, frames: bool, out: Path, needed: int) -> dict:
+    """Every split's feature arrays in `tmp` (split -> name -> StreamedArray), created and reserved before any is
+    filled: a disk that cannot hold them all fails now, not after minutes of packing, in one line naming the
+    array at `out` and the `needed` bytes of the whole pack."""
+    arrays: dict[str, dict[str, StreamedArray]] = {}
+    for split in SPLITS:
+        (tmp / split).mkdir()
+        arrays[split] = {}
+        for k, shape in feature_shapes(len(ann.splits[split].filenames), frames).items():
+            with io.space_errors(out / split / f"{k}.npy", "packed arrays", needed):
+                arrays[split][k] = StreamedArray(tmp / split / f"{k}.npy", shape)
+    return arrays
+
+
+def pack_split(split: str, ann, paths: LLPPaths, out: Path, arrays: dict[str, StreamedArray]) -> None:
+    """Stream one split's features into its reserved arrays, checking every file on the way."""
     for i, name in enumerate(tqdm(ann.filenames, desc=f"pack {split}", unit="video", mininterval=1)):
         arrays["audio"][i] = load_feature(paths.features["audio"], name, "audio")
         arrays["motion"][i] = load_feature(paths.features["motion"], name, "motion")
         f = load_feature(paths.features["visual"], name, "visual")
         arrays["visual"][i] = segment_means(f)
-        if frames:
+        if "frames" in arrays:
             arrays["frames"][i] = f
     for a in arrays.values():
         a.close()
@@ -105,18 +144,29 @@ def manifest(paths: LLPPaths, ann: LLPAnnotations, frames: bool) -> dict:
     }
 
 
+def is_packed_layout(out: Path) -> bool:
+    """Whether `out` holds only what `avvp pack` writes (its manifest, or the splits' arrays of a pack whose
+    manifest.json Snakemake removed as the output of a job it saw killed), so it may be replaced."""
+    if manifest_json(out).exists():
+        return True
+    entries = list(out.iterdir())
+    return all(e.name in SPLITS and e.is_dir() and all(f.suffix == ".npy" for f in e.iterdir()) for e in entries)
+
+
 def pack(paths: LLPPaths, out: Path, frames: bool = True) -> dict:
     """Validate and pack; the result appears at `out` only when complete. Returns the manifest."""
     for kind, folder in paths.features.items():
         if not folder.is_dir():
             raise AvvpError(f"{folder}: {kind} feature folder not found")
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not manifest_json(out).exists():
+    if out.exists() and any(out.iterdir()) and not is_packed_layout(out):
         raise AvvpError(f"{out}: exists and is not a packed dataset; refusing to overwrite it")
     ann = read_annotations(paths)
-    with atomic_dir(out) as tmp:
+    needed = packed_bytes(ann, frames)
+    with io.atomic_dir(out, "packed arrays", needed) as tmp:
+        arrays = allocate(tmp, ann, frames, out, needed)
         for split in SPLITS:
-            pack_split(split, ann.splits[split], paths, tmp / split, frames)
+            pack_split(split, ann.splits[split], paths, tmp / split, arrays[split])
         if ann.train_truth is not None:
             np.save(tmp / "train" / "true_audio.npy", ann.train_truth[0])
             np.save(tmp / "train" / "true_visual.npy", ann.train_truth[1])

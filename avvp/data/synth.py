@@ -449,5 +449,11 @@ def run(args) -> None:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not (out / SYNTH_MANIFEST).exists():
         raise AvvpError(f"{out}: exists and is not a synthetic dataset; refusing to overwrite it")
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "synthetic dataset", feature_bytes(args.preset)) as tmp:
         generate(tmp, args.preset, args.seed)
+
+
+def feature_bytes(preset: str) -> int:
+    """What a preset's feature files take on disk (float32 .npy, 128-byte headers), checked before generating."""
+    per_video = sum(4 * int(np.prod(shape)) + 128 for _, shape in FEATURES.values())
+    return sum(SIZES[preset].values()) * per_video

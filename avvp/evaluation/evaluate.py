@@ -58,7 +58,9 @@ def load_trained(run: Path, device: str = "cpu"):
         raise AvvpError(f"{run}: not a trained run (no run.json/best.pt); train it with `avvp train --out {run}`")
     info = outputs.run_info(run)
     model = build(info["spec"]).to(device)
-    model.load_state_dict(load_torch(best, map_location=device, remedy="re-run `avvp train`"))
+    # `avvp train` with the run's arguments retrains a run whose best weights are unreadable.
+    remedy = f"train it again: avvp train --out {run} with its other arguments"
+    model.load_state_dict(load_torch(best, map_location=device, remedy=remedy))
     model.eval()
     return info, model
 

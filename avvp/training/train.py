@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,9 +22,9 @@ from tqdm import tqdm
 
 from avvp import paths, variants
 from avvp.data import dataset
-from avvp.errors import AvvpError
+from avvp.errors import AvvpError, Unreadable
 from avvp.evaluation.evaluate import score_split
-from avvp.io import git_commit, load_torch, save_torch, sha256_file, write_json, write_text
+from avvp.io import git_commit, load_torch, read_json, save_torch, sha256_file, unreadable, write_json, write_text
 from avvp.models import build
 from avvp.models.precision import autocast
 from avvp.training import labels, losses
@@ -199,17 +198,41 @@ def select(model, job: Job, split: dataset.Split | None, state: TrainState, row:
     return improved
 
 
-def resume_or_start(job: Job, out: Path, model, optim, sched, gen, quiet: bool) -> TrainState:
-    """The state after the last finished epoch of out/last.pt, restored into the given objects; a fresh
-    state when there is none, or when it belongs to other settings or inputs (moved aside, not deleted)."""
-    last = paths.last_pt(out)
-    ckpt = load_torch(last, weights_only=False, remedy=RESUME_REMEDY) if last.exists() else None
-    if ckpt is not None and ckpt.get("job") != job.key():
+def resumable(job: Job, out: Path) -> dict | None:
+    """out/last.pt when the run can resume from it, else None: the run starts over, saying why in one line.
+
+    A checkpoint of other settings or inputs is moved aside (last.stale.pt); an unreadable one (truncated,
+    damaged) is removed, as is one whose selected weights (best.pt) are unreadable or gone: the run cannot end
+    with them, and starting over gives what an uninterrupted run gives.
+    """
+    last, best = paths.last_pt(out), paths.best_pt(out)
+    if not last.exists():
+        return None
+    try:
+        ckpt = load_torch(last, weights_only=False, remedy=RESUME_REMEDY)
+        if ckpt.get("job") == job.key() and ckpt["state"]["best"] is not None:
+            load_torch(best, remedy=RESUME_REMEDY)
+    except Unreadable as e:
+        print(f"{e.path}: unreadable {e.what} ({e.reason}); starting the run over", flush=True)
+        last.unlink()
+        return None
+    except AvvpError:   # best.pt missing
+        print(f"{best}: missing; starting the run over", flush=True)
+        last.unlink()
+        return None
+    if ckpt.get("job") != job.key():
         stale = out / "last.stale.pt"
         os.replace(last, stale)
         print(f"{last}: checkpoint of other settings or inputs than this run's; moved to {stale.name}, "
               "starting over", flush=True)
-        ckpt = None
+        return None
+    return ckpt
+
+
+def resume_or_start(job: Job, out: Path, model, optim, sched, gen, quiet: bool) -> TrainState:
+    """The state after the last finished epoch of out/last.pt, restored into the given objects; a fresh
+    state when there is none, or when it cannot be resumed (`resumable`)."""
+    ckpt = resumable(job, out)
     if ckpt is None:
         return TrainState()
     model.load_state_dict(ckpt["model"])
@@ -320,6 +343,20 @@ def graphs_arg(args) -> bool:
     return torch.device(args.device).type == "cuda" if graphs is None else graphs == "on"
 
 
+def trained(job: Job, out: Path) -> bool:
+    """Whether out/done.json records this job. One that is not JSON is rebuilt (the run resumes from last.pt to
+    its end and writes it again), saying so in one line."""
+    done = paths.done_json(out)
+    if not done.exists():
+        return False
+    try:
+        record = read_json(done, "completion record")
+    except Unreadable as e:
+        print(f"{done}: unreadable {e.what} ({e.reason}); rebuilding it", flush=True)
+        return False
+    return record.get("job") == job.key() and unreadable(paths.best_pt(out)) is None and paths.best_pt(out).exists()
+
+
 def run(args) -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise AvvpError("--device cuda: no CUDA device is visible to torch")
@@ -338,8 +375,7 @@ def run(args) -> None:
     select_split = dataset.load_split(args.data, rule.split).to(args.device) if rule.split else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    done = paths.done_json(out)
-    if done.exists() and json.loads(done.read_text()).get("job") == job.key():
+    if trained(job, out):
         print(f"{out}: already trained (done.json); nothing to do")
         return
     # What only this run knows, beside the job's key.
