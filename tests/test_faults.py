@@ -99,8 +99,11 @@ def evaluated(packed_tiny, tmp_path_factory) -> Path:
     shutil.copytree(han, paths.run_dir("HAN + Ours", 0, results))
     assert main(["refine", "--data", str(packed_tiny), "--seed", "0", "--out", str(paths.refine_dir(0, results)),
                  "--epochs", "1", "--threads", "1"]) == 0
-    rows = [{"variant": "HAN", "published": [50.0] * 10, "base": None},
-            {"variant": "HAN + Ours", "published": [55.0] * 10, "base": "HAN"}]
+    def published(x):  # by level and key, as in metrics.json
+        keys = ["audio", "visual", "audio_visual", "type_av", "event_av"]
+        return {level: dict.fromkeys(keys, x) for level in ("segment", "event")}
+    rows = [{"variant": "HAN", "published": published(50.0), "base": None},
+            {"variant": "HAN + Ours", "published": published(55.0), "base": "HAN"}]
     (root / "tables.yaml").write_text(yaml.safe_dump(
         {"source": "The paper", "tables": {"table2": {"title": "Faults", "source": "Table 2", "columns": TEN,
                                                       "rows": rows}}}))
