@@ -154,7 +154,7 @@ def label_set_distribution() -> tuple[list[tuple[int, ...]], np.ndarray]:
 
 
 def _real_video_count() -> int:
-    """Videos the statistics were computed on: the real val + test splits (SPEC section 1)."""
+    """Videos the statistics were computed on: the real val + test splits (docs/protocol.md#llp-statistics)."""
     return SIZES["full"]["val"] + SIZES["full"]["test"]
 
 
