@@ -177,7 +177,7 @@ def train_epoch(model, optim, job: Job, train: dataset.Split, y_a, y_v, epoch: i
     return row
 
 
-def select(model, job: Job, split: dataset.Split | None, state: TrainState, row: dict) -> bool:
+def keep_if_best(model, job: Job, split: dataset.Split | None, state: TrainState, row: dict) -> bool:
     """Score the selection rule's split into `row` and keep the epoch if it is the best so far (True: save it)."""
     epoch = row["epoch"]
     rule = SELECTION_RULES.get(job.select)
@@ -324,7 +324,7 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
         row = train_epoch(model, optim, job, train, y_a, y_v, epoch, gen, runner)
         sched.step()
         row["train_seconds"] = round(time.perf_counter() - t0, 3)
-        improved = select(model, job, select_split, state, row)
+        improved = keep_if_best(model, job, select_split, state, row)
         row["seconds"] = round(time.perf_counter() - t0, 3)
         state.log.append(row)
         state.epoch = epoch + 1
