@@ -213,7 +213,8 @@ def test_ma_recipe_targets_and_global_target_after_an_audio_removal():
     for epoch in (0, 5, 11):
         t_a, t_v, t_g = targets(MA_RECIPE, y, y_a, y_v, epoch)
         assert torch.equal(t_a, y_a)
-        # SPEC 4: removed visual labels 0 (classes 0, 2), kept 0.95 (class 1), negatives 0.05 (class 3).
+        # Removed visual labels 0 (classes 0, 2), kept 0.95 (class 1), negatives 0.05 (class 3):
+        # docs/protocol.md#ma-step-3.
         torch.testing.assert_close(t_v, torch.tensor([[0.0, 0.95, 0.0, 0.05]]))
         # One array in MA's code: the audio removals (1, 2) leave the global target; the visual-only removal (0)
         # does not. Class 1 is still a visual label, yet gone from the global target.
@@ -248,7 +249,8 @@ def test_tie_keeps_the_first_epoch_by_default_and_the_later_one_released():
     val, released = SELECTION_RULES.get("val"), SELECTION_RULES.get("released")
     assert not val.improves(50.0, 50.0) and val.improves(50.1, 50.0)
     assert released.improves(50.0, 50.0) and not released.improves(49.9, 50.0)
-    # The released protocol early-stops on the TEST split (SPEC 5), by event-level Type@AV, patience 10.
+    # The released protocol early-stops on the TEST split, by event-level Type@AV, patience 10
+    # (docs/protocol.md#released-protocol).
     assert (released.split, str(released.metric), released.patience) == ("test", "event type_av", 10)
     assert (val.split, str(val.metric), val.patience) == ("val", "segment type_av", None)
     assert SELECTION_RULES.get("last").split is None

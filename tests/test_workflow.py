@@ -137,7 +137,8 @@ def test_default_config_plans_three_seeds_of_every_row(wf):
 
 
 def test_released_protocol_trains_seed_zero_only(wf):
-    # SPEC 5: the released code fixes every seed to 0, so more seeds would only repeat the same run.
+    # The released code fixes every seed to 0, so more seeds would only repeat the same run
+    # (docs/protocol.md#released-protocol).
     assert planned(wf, "results/table2.md", config=["protocol=released"]) == expected("results/table2.md", seeds=1)
 
 

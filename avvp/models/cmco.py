@@ -1,4 +1,4 @@
-"""CM-Co: the paper's cross-modality co-occurrence module (Section 3.2, Eqs. 4-6; SPEC 5).
+"""CM-Co: the paper's cross-modality co-occurrence module (Section 3.2, Eqs. 4-6; docs/protocol.md#cm-co).
 
 It replaces HAN's segment classifier: each segment's feature becomes 25 class tokens per modality,
 a_{t,c} = relu(f_t^a M_c^a + b_c^a) (Eq. 4: one Linear(512 -> 25*d_c) per modality, d_c = 128); one hybrid

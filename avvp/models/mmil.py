@@ -1,4 +1,4 @@
-"""HAN's frame head and attentive MMIL pooling (SPEC 3; the paper's Eq. 3).
+"""HAN's frame head and attentive MMIL pooling (docs/protocol.md#han-heads; the paper's Eq. 3).
 
 On x = stack(audio, visual) of shape (B, T, 2, d):
     frame_prob = sigmoid(Linear(d -> C)(x))                 segment-level probabilities p_t

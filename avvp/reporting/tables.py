@@ -234,8 +234,9 @@ def _describe_values(by_variant: dict[str, set]) -> str:
 
 
 def stacking_line(spec: dict, variants_file: str | None, runs: dict | None = None) -> str:
-    """Which HAN stacking the multi-layer rows use (SPEC 3: the released code re-reads the inputs).
-    The runs' own run.json `spec` wins over config/variants.yaml: it is what was trained."""
+    """Which HAN stacking the multi-layer rows use (the released code re-reads the inputs:
+    docs/protocol.md#han-stacking). The runs' own run.json `spec` wins over config/variants.yaml: it is what was
+    trained."""
     parts = []
     for r in spec["rows"]:
         model = variants_mod.get(r["variant"], variants_file).model

@@ -33,8 +33,8 @@ from typing import Callable, Hashable, Sequence
 
 import torch
 
-Batch = Sequence[torch.Tensor]
-Step = Callable[[Batch], dict]
+Tensors = Sequence[torch.Tensor]  # a step's inputs in a fixed order (losses.Batch is the named batch)
+Step = Callable[[Tensors], dict]
 
 
 def capturable_adam(params, lr: float, device: str | torch.device, **kw) -> torch.optim.Adam:
@@ -49,9 +49,9 @@ def lr_to_device(optim: torch.optim.Optimizer, device: str | torch.device) -> No
 
 
 def make_step(model: torch.nn.Module, optim: torch.optim.Optimizer,
-              loss_fn: Callable[[torch.nn.Module, Batch], tuple]) -> Step:
+              loss_fn: Callable[[torch.nn.Module, Tensors], tuple]) -> Step:
     """A training step of `loss_fn(model, batch) -> (loss, terms)`: zero grads, forward, backward, optimizer."""
-    def step(batch: Batch) -> dict:
+    def step(batch: Tensors) -> dict:
         optim.zero_grad(set_to_none=True)  # grads are then (re)allocated inside a capture, in its memory pool
         loss, terms = loss_fn(model, batch)
         loss.backward()
@@ -104,7 +104,7 @@ class StepRunner:
         self.warmup, self.max_graphs, self.generators = warmup, max_graphs, list(generators)
         self.entries: dict[Hashable, tuple] = {}  # key -> (static inputs, graph or None, static terms)
 
-    def __call__(self, step: Step, batch: Batch, key: Hashable = ()) -> dict:
+    def __call__(self, step: Step, batch: Tensors, key: Hashable = ()) -> dict:
         """One training step on `batch`. `step` is used only when this (shapes, key) is first seen, or eagerly."""
         if self.mode == "eager":
             return step(batch)
@@ -125,7 +125,7 @@ class StepRunner:
         graph.replay()
         return terms
 
-    def _prepare(self, step: Step, batch: Batch) -> tuple:
+    def _prepare(self, step: Step, batch: Tensors) -> tuple:
         """Static buffers, warm-up (then undone), and on CUDA the captured graph with its output terms."""
         static = [t.detach().clone() for t in batch]
         cuda = self.mode == "graph" and all(t.is_cuda for t in batch)

@@ -28,7 +28,7 @@ def _bce(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def mmil_bce(out: dict, target_audio: torch.Tensor, target_visual: torch.Tensor,
              target_global: torch.Tensor) -> torch.Tensor:
-    """HAN's weakly-supervised loss (SPEC 3; the BCE on Eq. 3's pooled predictions, also Eq. 6's).
+    """HAN's weakly-supervised loss (docs/protocol.md#han-recipe; the BCE on Eq. 3's pooled predictions, also Eq. 6's).
 
     BCE(a_prob, target_audio) + BCE(v_prob, target_visual) + BCE(global_prob, target_global), each the mean
     over videos and classes, with probabilities clamped to [1e-7, 1 - 1e-7]. Targets are (B, 25) floats.
@@ -39,7 +39,8 @@ def mmil_bce(out: dict, target_audio: torch.Tensor, target_visual: torch.Tensor,
 
 def ma_contrast(x_a: torch.Tensor, v_in: torch.Tensor, temperature: float = 0.2,
                 smoothing: float = 0.1) -> torch.Tensor:
-    """MA's temporal contrastive term (Wu & Yang, CVPR 2021; SPEC 4; not an equation of this paper).
+    """MA's temporal contrastive term (Wu & Yang, CVPR 2021; not an equation of this paper;
+    docs/protocol.md#ma-contrast).
 
     Within each video, audio segment t after the temporal layer (x_a, (B, T, d)) is scored against every
     fused visual segment s before it (v_in, (B, T, d)) by cosine similarity / temperature; a soft-target
@@ -69,14 +70,14 @@ def attentive_pool(x: torch.Tensor, att_logit: torch.Tensor, y: torch.Tensor) ->
 
 def cms_loss(x_a: torch.Tensor, x_v: torch.Tensor, att_logit_a: torch.Tensor, att_logit_v: torch.Tensor,
              y_a: torch.Tensor, y_v: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
-    """CM-S, shared cross-modality semantics across videos (Section 3.3, Eqs. 7-8; SPEC 5).
+    """CM-S, shared cross-modality semantics across videos (Section 3.3, Eqs. 7-8; docs/protocol.md#cm-s).
 
     Audio of video i and visual of video j are pooled by Eq. 7 (with i's audio labels y_a and j's visual
     labels y_v), s_ij = a_i . v_j / tau over all pairs of the batch; j is a positive of anchor i when the
     audio labels of i and the visual labels of j share a class. Loss = mean over ALL anchors of the average
     over its positives of -log softmax_j(s_i), an anchor with no positive counting 0 (as released).
 
-    Eq. 8 as printed takes -log of the SUMMED softmax mass of the positives; the released code (SPEC 5)
+    Eq. 8 as printed takes -log of the SUMMED softmax mass of the positives; the released code (docs/protocol.md#cm-s)
     averages -log softmax over the positives, and we follow the code. A batch where no anchor has a
     positive gives 0 (still attached to the graph).
     """
@@ -121,7 +122,7 @@ def _ma_contrast_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.
 
 
 def cms_partners(n: int, gen: torch.Generator, device) -> torch.Tensor:
-    """Each video's CM-S partner (SPEC 5, as released): j = (i + k) mod n with k uniform in 1..n-1, drawn
+    """Each video's CM-S partner (docs/protocol.md#cm-s, as released): j = (i + k) mod n with k uniform in 1..n-1, drawn
     independently per video, so j is uniform among the OTHER videos (with replacement) and never i.
 
     Drawn on `device` so that a CUDA-graphed step draws on the device (no host RNG, no copy): from `gen` when
@@ -135,7 +136,7 @@ def cms_partners(n: int, gen: torch.Generator, device) -> torch.Tensor:
 
 
 def cms_augment(batch: Batch, gen: torch.Generator) -> Batch:
-    """CM-S batch augmentation (SPEC 5): rows n..2n pair video i's audio with its partner j's visual (and
+    """CM-S batch augmentation (docs/protocol.md#cm-s): rows n..2n pair video i's audio with its partner j's visual (and
     motion) track, with i's audio labels and j's visual labels; only rows < n get the BCE losses."""
     j = cms_partners(batch.n, gen, batch.audio.device)
     return Batch(audio=torch.cat([batch.audio, batch.audio]), visual=torch.cat([batch.visual, batch.visual[j]]),

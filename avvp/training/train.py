@@ -1,11 +1,11 @@
 """`avvp train`: one variant, one seed. A short training loop to read top to bottom (nanoGPT style).
 
-The loop, per epoch: shuffle the training videos, build each batch's targets from the row's label source
-(weak or MA's refined labels) and recipe (SPEC 3-5), add the row's extra losses (MA's temporal contrast, CM-S
-with its cross-video batch augmentation), step, then score the validation split with the LLP metrics and keep
-the selected weights. Every epoch ends with an atomic checkpoint holding everything the next epoch needs
-(weights, optimiser, scheduler, RNG states, the log so far), so a run killed at any moment and started again
-with the same arguments ends with exactly the metrics of an uninterrupted run.
+The loop, per epoch: shuffle the training videos, build each batch's targets from the row's label source (weak or
+MA's refined labels) and recipe (docs/protocol.md#han-recipe, #ma-step-3, #ours-recipe), add the row's extra losses
+(MA's temporal contrast, CM-S with its cross-video batch augmentation), step, then score the validation split with
+the LLP metrics and keep the selected weights. Every epoch ends with an atomic checkpoint holding everything the
+next epoch needs (weights, optimiser, scheduler, RNG states, the log so far), so a run killed at any moment and
+started again with the same arguments ends with exactly the metrics of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ def targets(recipe: dict, y, y_a, y_v, epoch: int):
 
     Smoothing follows HAN: visual target 0.9*y_v + 0.05, because visual labels derived from video-level labels
     are noisier than audio ones. A weak label that MA's refinement removed from the visual labels gets 0 under
-    `removed_visual: zero` (MA's step 3, SPEC 4), or 0.05 like any other negative under `smooth` (the released
-    "+ Ours" code smooths the refined labels as they are, SPEC 5).
+    `removed_visual: zero` (MA's step 3, docs/protocol.md#ma-step-3), or 0.05 like any other negative under
+    `smooth` (the released "+ Ours" code smooths the refined labels as they are, docs/protocol.md#ours-recipe).
     The MIL target (`mil_target`): `weak` = the video-level labels; `union` = refined audio OR refined visual;
     `audio` = the refined audio labels, i.e. the weak labels less the classes removed from the audio (MA's
     step 3, where the audio target and the video-level labels are one array).
@@ -177,7 +177,7 @@ def train_epoch(model, optim, job: Job, train: dataset.Split, y_a, y_v, epoch: i
     return row
 
 
-def select(model, job: Job, split: dataset.Split | None, state: TrainState, row: dict) -> bool:
+def keep_if_best(model, job: Job, split: dataset.Split | None, state: TrainState, row: dict) -> bool:
     """Score the selection rule's split into `row` and keep the epoch if it is the best so far (True: save it)."""
     epoch = row["epoch"]
     rule = SELECTION_RULES.get(job.select)
@@ -324,7 +324,7 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
         row = train_epoch(model, optim, job, train, y_a, y_v, epoch, gen, runner)
         sched.step()
         row["train_seconds"] = round(time.perf_counter() - t0, 3)
-        improved = select(model, job, select_split, state, row)
+        improved = keep_if_best(model, job, select_split, state, row)
         row["seconds"] = round(time.perf_counter() - t0, 3)
         state.log.append(row)
         state.epoch = epoch + 1
