@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from avvp.training.graphs import StepRunner, capturable_adam, deterministic, lr_to_device, make_step
+from avvp.training.graphs import StepRunner, capturable_adam, deterministic, make_capturable, make_step
 
 
 class Tiny(nn.Module):
@@ -40,7 +40,7 @@ def train(mode: str, epochs: int = 4, n: int = 22, batch: int = 8):
     """Losses of every step and the final weights; 22 videos in batches of 8 leave a partial batch of 6."""
     torch.manual_seed(0)
     model = Tiny()
-    optim = capturable_adam(model.parameters(), 1e-2, "cpu")
+    optim = capturable_adam(model.parameters(), 1e-2)
     sched = torch.optim.lr_scheduler.StepLR(optim, step_size=2, gamma=0.5)
     gen = torch.Generator().manual_seed(1)
     data = torch.Generator().manual_seed(2)
@@ -72,21 +72,21 @@ def test_graph_shaped_step_computes_the_eager_function():
 
 def test_the_scheduler_reaches_the_same_lr_tensor():
     model = Tiny()
-    optim = capturable_adam(model.parameters(), 0.1, "cpu")
+    optim = capturable_adam(model.parameters(), 0.1)
     lr = optim.param_groups[0]["lr"]
     sched = torch.optim.lr_scheduler.StepLR(optim, step_size=1, gamma=0.1)
     optim.step()
     sched.step()
     assert optim.param_groups[0]["lr"] is lr and lr.item() == pytest.approx(0.01)
     optim.load_state_dict(optim.state_dict())
-    lr_to_device(optim, "cpu")
+    make_capturable(optim)
     assert torch.is_tensor(optim.param_groups[0]["lr"]) and optim.param_groups[0]["lr"].item() == pytest.approx(0.01)
 
 
 def test_more_keys_than_graphs_run_eagerly():
     torch.manual_seed(0)
     model = Tiny()
-    optim = capturable_adam(model.parameters(), 1e-2, "cpu")
+    optim = capturable_adam(model.parameters(), 1e-2)
     runner = StepRunner(model, optim, mode="static", warmup=1, max_graphs=1)
     step = make_step(model, optim, lambda m, b: (m(b[0]).square().mean(), {}))
     runner(step, (torch.randn(4, 6),))

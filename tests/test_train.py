@@ -426,7 +426,8 @@ class Replaying(StepRunner):
         with torch.no_grad():
             for buf, t in zip(static, batch):
                 buf.copy_(t)
-            terms = kept_step(static)
+        terms = kept_step(static)
+        with torch.no_grad():
             if outputs is None:
                 outputs = self.kept[full][2] = {k: v.clone() for k, v in terms.items()}
             for k, v in terms.items():
