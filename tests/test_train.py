@@ -130,7 +130,7 @@ def test_evaluate_writes_score_schema_and_predictions(packed_tiny, tmp_path, cap
     assert z["audio"].shape == (n, 25, 10) and set(np.unique(z["audio"])) <= {0, 1}
     assert z["pooled_audio"].shape == (n, 512) and z["frame_prob"].shape == (n, 10, 2, 25)
     # the same predictions scored by `avvp score` give the same numbers
-    ann = Path(json.loads((Path(packed_tiny) / "manifest.json").read_text())["source"]["data"])
+    ann = Path(json.loads((Path(packed_tiny) / "source.json").read_text())["data"])
     out = tmp_path / "score.json"
     assert main(["score", "--annotations", str(ann), "--split", "test",
                  "--predictions", str(run / "test" / "predictions.npz"), "--out", str(out)]) == 0

@@ -49,6 +49,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -440,6 +441,11 @@ def run(args) -> None:
         raise AvvpError(f"{out}: exists and is not a synthetic dataset; refusing to overwrite it")
     with atomic_dir(out, "synthetic dataset", feature_bytes(args.preset)) as tmp:
         generate(tmp, args.preset, args.seed)
+    # What was written, against the pins of this generator version (avvp/data/pins.py): one line when it differs.
+    from avvp.data import pins
+    problem = pins.check_written(out, args.preset, args.seed)
+    if problem:
+        print(f"avvp synth: warning: {problem}", file=sys.stderr)
 
 
 def feature_bytes(preset: str) -> int:
