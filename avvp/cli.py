@@ -98,6 +98,9 @@ def _train(sub):
     p.add_argument("--protocol", default="default", choices=["default", "released"])
     p.add_argument("--lr-scale", type=float, default=1.0,
                    help="multiply the recipe's learning rate (short runs on small data; recorded in run.json)")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write each epoch's losses and validation numbers as TensorBoard scalars under "
+                        "DIR/<row>/seed<S> (needs `pip install -e '.[tracking]'`; the run's results are unchanged)")
     _sheet_args(p)
     _compute_args(p)
     _graphs_arg(p)
