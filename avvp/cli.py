@@ -141,6 +141,13 @@ def _table(sub):
     return "avvp.reporting.tables"
 
 
+def _runs(sub):
+    p = sub.add_parser("runs", help="one tidy CSV of every run: a line per row, seed, split and gating")
+    p.add_argument("--results", default="results", help="results folder holding runs/")
+    p.add_argument("--out", default="results/runs.csv", help="output .csv (a .parquet beside it with pyarrow)")
+    return "avvp.reporting.runs"
+
+
 def _figure(sub):
     p = sub.add_parser("figure", help="the paper's figures from evaluated runs")
     p.add_argument("--kind", required=True, help="a figure kind: timeline, tsne, spread, or a plugin's "
@@ -169,7 +176,7 @@ def _diagnose(sub):
     return "avvp.reporting.diagnose"
 
 
-COMMANDS = [_synth, _pack, _score, _refine, _train, _evaluate, _profile, _table, _figure, _diagnose]
+COMMANDS = [_synth, _pack, _score, _refine, _train, _evaluate, _profile, _table, _runs, _figure, _diagnose]
 
 
 def parser() -> tuple[argparse.ArgumentParser, dict]:
