@@ -138,6 +138,9 @@ def _table(sub):
     p.add_argument("--seeds", type=int, nargs="+", help="seeds to aggregate (default: from config)")
     p.add_argument("--data", help="packed dataset whose manifest describes the data (for the header)")
     p.add_argument("--out", required=True, help="output .md (a .csv is written beside it)")
+    p.add_argument("--curves", metavar="PNG", help="also draw the rows' training curves (log.csv) into this .png")
+    p.add_argument("--html", metavar="HTML", help="also write the table as one HTML page (with the curves, when "
+                                                  "--curves is given): what the Snakemake report shows")
     return "avvp.reporting.tables"
 
 
