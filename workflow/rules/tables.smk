@@ -1,4 +1,7 @@
-# Reporting: parameters and FLOPs (Table 4), the tables of the tables sheets, the figures.
+# Reporting: parameters and FLOPs (Table 4), the tables of the tables sheets (with their training curves and
+# HTML pages), the figures, results/runs.csv, and the report's target of what exists (report_files).
+
+import glob
 
 
 rule profile:
@@ -23,7 +26,8 @@ rule profile:
 
 
 rule table:
-    """One of the paper's tables: our mean ± std over seeds beside the published numbers."""
+    """One of the paper's tables: our mean ± std over seeds beside the published numbers; its rows' training curves,
+    and the table with its curves as one HTML page (what the report shows)."""
     input:
         unpack(table_inputs),
     output:
@@ -31,13 +35,29 @@ rule table:
             str(paths.table_md("{table}")),
             caption="../report/table.rst",
             category="Tables",
+            subcategory="{table}",
             labels={"table": "{table}", "format": "markdown"},
         ),
         csv=report(
             str(paths.table_csv("{table}")),
             caption="../report/table.rst",
             category="Tables",
+            subcategory="{table}",
             labels={"table": "{table}", "format": "csv"},
+        ),
+        html=report(
+            str(paths.table_html("{table}")),
+            caption="../report/table.rst",
+            category="Tables",
+            subcategory="{table}",
+            labels={"table": "{table}", "format": "table and curves"},
+        ),
+        curves=report(
+            str(paths.curves_png("{table}")),
+            caption="../report/curves.rst",
+            category="Tables",
+            subcategory="{table}",
+            labels={"table": "{table}", "format": "training curves"},
         ),
     params:
         results=lambda wildcards, input: os.path.dirname(input.config),
@@ -53,7 +73,60 @@ rule table:
         "../envs/avvp.yaml"
     shell:
         "avvp table --table {wildcards.table} --results {params.results:q} --config {input.config:q}"
-        " {params.sheets} --data {params.data:q} --seeds {params.seeds} --out {output.md:q} > {log} 2>&1"
+        " {params.sheets} --data {params.data:q} --seeds {params.seeds} --curves {output.curves:q}"
+        " --html {output.html:q} --out {output.md:q} > {log} 2>&1"
+
+
+def existing_runs():
+    """The run folders of known rows that hold a done.json now (the runs that exist, whichever target made them)."""
+    found = glob.glob(str(paths.done_json(paths.run_folder("*", "*"))))
+    runs = [os.path.dirname(f) for f in found]
+    return sorted(r for r in runs if os.path.basename(os.path.dirname(r)) in NAME
+                  and os.path.basename(r)[4:].isdigit())
+
+
+def runs_inputs(wildcards):
+    """Every existing run's done.json and both splits' numbers (an unevaluated split is evaluated first)."""
+    return [str(f) for run in existing_runs()
+            for f in (paths.done_json(run), paths.by_gating_json(run, "val"), paths.by_gating_json(run, "test"))]
+
+
+rule runs:
+    """results/runs.csv: one line per row, seed, split and gating of every run that exists (`snakemake results/runs.csv`)."""
+    input:
+        runs_inputs,
+    output:
+        report(str(paths.runs_csv()), caption="../report/runs.rst", category="Runs"),
+    params:
+        results=lambda wildcards, output: os.path.dirname(output[0]),
+    log:
+        str(paths.log_file("runs")),
+    localrule: True
+    conda:
+        "../envs/avvp.yaml"
+    shell:
+        "avvp runs --results {params.results:q} --out {output:q} > {log} 2>&1"
+
+
+def report_files(wildcards):
+    """What `snakemake --report results/report.html report_files` shows: every table whose outputs are all on disk,
+    every figure, the diagnostics when complete, runs.csv; nothing is made for it."""
+    tables = [
+        str(paths.table_md(t))
+        for t in sorted(TABLES)
+        if all(os.path.exists(f) for f in (paths.table_md(t), paths.table_csv(t), paths.table_html(t), paths.curves_png(t)))
+    ]
+    figures = [str(paths.figure_png(k)) for k in FIGURES if os.path.exists(paths.figure_png(k))]
+    diagnostics = DIAGNOSTICS_FILES if all(os.path.exists(f) for f in DIAGNOSTICS_FILES) else []
+    runs = [str(paths.runs_csv())] if os.path.exists(paths.runs_csv()) else []
+    return tables + figures + diagnostics + runs
+
+
+rule report_files:
+    """The target of the report after any command: `snakemake --report results/report.html report_files`."""
+    input:
+        report_files,
+    localrule: True
 
 
 rule figure:
