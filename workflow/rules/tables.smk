@@ -1,7 +1,8 @@
 # Reporting: parameters and FLOPs (Table 4), the tables of the tables sheets (with their training curves and
 # HTML pages), the figures, results/runs.csv, and the report's target of what exists (report_files).
 
-import glob
+
+include: "tables_inputs.smk"
 
 
 rule profile:
@@ -77,20 +78,6 @@ rule table:
         " --html {output.html:q} --out {output.md:q} > {log} 2>&1"
 
 
-def existing_runs():
-    """The run folders of known rows that hold a done.json now (the runs that exist, whichever target made them)."""
-    found = glob.glob(str(paths.done_json(paths.run_folder("*", "*"))))
-    runs = [os.path.dirname(f) for f in found]
-    return sorted(r for r in runs if os.path.basename(os.path.dirname(r)) in NAME
-                  and os.path.basename(r)[4:].isdigit())
-
-
-def runs_inputs(wildcards):
-    """Every existing run's done.json and both splits' numbers (an unevaluated split is evaluated first)."""
-    return [str(f) for run in existing_runs()
-            for f in (paths.done_json(run), paths.by_gating_json(run, "val"), paths.by_gating_json(run, "test"))]
-
-
 rule runs:
     """results/runs.csv: one line per row, seed, split and gating of every run that exists (`snakemake results/runs.csv`)."""
     input:
@@ -108,24 +95,10 @@ rule runs:
         "avvp runs --results {params.results:q} --out {output:q} > {log} 2>&1"
 
 
-def report_files(wildcards):
-    """What `snakemake --report results/report.html report_files` shows: every table whose outputs are all on disk,
-    every figure, the diagnostics when complete, runs.csv; nothing is made for it."""
-    tables = [
-        str(paths.table_md(t))
-        for t in sorted(TABLES)
-        if all(os.path.exists(f) for f in (paths.table_md(t), paths.table_csv(t), paths.table_html(t), paths.curves_png(t)))
-    ]
-    figures = [str(paths.figure_png(k)) for k in FIGURES if os.path.exists(paths.figure_png(k))]
-    diagnostics = DIAGNOSTICS_FILES if all(os.path.exists(f) for f in DIAGNOSTICS_FILES) else []
-    runs = [str(paths.runs_csv())] if os.path.exists(paths.runs_csv()) else []
-    return tables + figures + diagnostics + runs
-
-
 rule report_files:
     """The target of the report after any command: `snakemake --report results/report.html report_files`."""
     input:
-        report_files,
+        report_inputs,
     localrule: True
 
 
