@@ -109,7 +109,7 @@ def _cell(fig, spec, label: str, curves: list[Curve]) -> None:
     else:
         _panel(top, [c for c in curves if c.metric is not None], "metric", SEED_COLOUR)
         top.set_ylabel(metric_label(name), fontsize=7)
-    _panel(bottom, curves, "loss", "#fdae6b")
+    _panel(bottom, curves, "loss", "#f16913")
     bottom.set_ylabel("train loss", fontsize=7)
     bottom.set_xlabel("epoch", fontsize=7)
     top.tick_params(labelbottom=False)
@@ -129,13 +129,13 @@ def draw(rows: list[tuple[str, list[Path]]], out: Path, title: str) -> None:
     plt = _pyplot()
     ncols = min(NCOLS, len(rows))
     nrows = int(np.ceil(len(rows) / ncols))
-    fig = plt.figure(figsize=(3.4 * ncols, 4.3 * nrows + 0.8))
-    outer = fig.add_gridspec(nrows, ncols, hspace=0.55, wspace=0.35)
+    fig = plt.figure(figsize=(3.4 * ncols, 3.9 * nrows + 0.8))
+    outer = fig.add_gridspec(nrows, ncols, hspace=0.38, wspace=0.35)
     for k, (label, cs) in enumerate(curves):
         _cell(fig, outer[k // ncols, k % ncols].subgridspec(2, 1, hspace=0.08), label, cs)
     fig.suptitle(f"{title}\nper row: selection metric (top) and training loss (bottom) per epoch; thin: each seed, "
                  "bold: their mean, dots: each seed's selected epoch", fontsize=10)
-    fig.subplots_adjust(top=1 - 0.9 / (4.3 * nrows + 0.8), bottom=0.06, left=0.05, right=0.98)
+    fig.subplots_adjust(top=1 - 0.9 / (3.9 * nrows + 0.8), bottom=0.06, left=0.05, right=0.98)
     save_figure(fig, out)
 
 
