@@ -255,7 +255,7 @@ def test_schema_fills_defaults_and_accepts_the_shipped_config():
                        "variants_files": ["config/variants.yaml"], "tables_files": ["config/tables.yaml"],
                        "device": "cpu",
                        "precision": "fp32", "protocol": "default", "threads": 1,
-                       "gpu_slots": 1, "cuda_graphs": True,
+                       "gpu_slots": 1, "cuda_graphs": True, "tracking": "none",
                        "slurm": {"partition": None, "account": None, "gpus_per_job": 1}}
 
 

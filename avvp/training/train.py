@@ -27,7 +27,7 @@ from avvp.evaluation.evaluate import score_split
 from avvp.io import git_commit, load_torch, read_json, save_torch, sha256_file, unreadable, write_json, write_text
 from avvp.models import build
 from avvp.models.precision import autocast
-from avvp.training import labels, losses
+from avvp.training import labels, losses, tracking
 from avvp.training.graphs import StepRunner, capturable_adam, deterministic, make_capturable, make_step
 from avvp.training.losses import Batch
 from avvp.training.selection import SELECTION_RULES
@@ -338,7 +338,7 @@ class Trainer:
 
 
 def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | None, out: Path,
-        quiet: bool = False):
+        quiet: bool = False, on_epoch=None):
     """Train `job` on `train`, resuming from out/last.pt when it exists; returns the selected model and state.
 
     `y_a`, `y_v` are the audio and visual label sources (the weak labels, or MA's refined labels).
@@ -346,6 +346,7 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
     under the released protocol); a rule without one (`last`) keeps the last epoch and needs none.
     `job.cuda_graphs`: each training step as a CUDA graph (avvp.training.graphs; on CPU the same static-buffer
     path runs without capture), else the plain eager step. Both compute the same function.
+    `on_epoch(row)` sees each finished epoch's log row (avvp.training.tracking: TensorBoard); it changes nothing.
     """
     rule = SELECTION_RULES.get(job.select)
     if rule.split is not None and select_split is None:
@@ -371,6 +372,8 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
         state.log.append(row)
         state.epoch = epoch + 1
         checkpoint(out, job, run, state, improved)
+        if on_epoch is not None:
+            on_epoch(row)
         if not quiet:
             tqdm.write(_progress_line(row))
     bar.close()
@@ -416,6 +419,7 @@ def run(args) -> None:
     rule = SELECTION_RULES.get(job.select)
     select_split = dataset.load_split(args.data, rule.split).to(args.device) if rule.split else None
     out = Path(args.out)
+    tracker = tracking.Tracking(getattr(args, "tensorboard", None), row.slug, seed)
     out.mkdir(parents=True, exist_ok=True)
     if trained(job, out):
         print(f"{out}: already trained (done.json); nothing to do")
@@ -423,10 +427,12 @@ def run(args) -> None:
     # What only this run knows, beside the job's key.
     write_json(paths.run_json(out), {**job.key(), "slug": row.slug, "requested_seed": args.seed,
                                   "protocol": args.protocol, **given, "data": str(Path(args.data).resolve()),
-                                  "data_manifest_sha256": job.inputs["data"], "git_commit": git_commit()})
+                                  "data_manifest_sha256": job.inputs["data"], "git_commit": git_commit(),
+                                  "recipe_name": row.recipe_name, "environment": tracking.environment(args.device)})
     t0 = time.perf_counter()
     train.to(args.device)
-    _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out)
+    with tracker as on_epoch:
+        _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out, on_epoch=on_epoch)
     finish(out, job, state, time.perf_counter() - t0)
     best = state.best
     print(f"{row.name} seed {seed}: selected epoch {best.epoch} by {best.metric}"
