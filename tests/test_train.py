@@ -337,6 +337,17 @@ from avvp.data import dataset  # noqa: E402
 from avvp.training.graphs import StepRunner  # noqa: E402
 
 
+def fit_part(packed, out, row_name, graphs, n=50, epochs=3, **recipe):
+    """fit `row_name` on the first `n` training videos (batch 16: a partial last batch of 2), `recipe` overrides."""
+    row = variants.get(row_name)
+    row = dataclasses.replace(row, recipe={**row.recipe, "batch": 16, **recipe})
+    job = Job.of(row, seed=5, epochs=epochs, cuda_graphs=graphs)
+    full = dataset.load_split(packed, "train")
+    part = dataset.Split(name="train", filenames=full.filenames[:n], audio=full.audio[:n], visual=full.visual[:n],
+                         motion=full.motion[:n], labels=full.labels[:n])
+    return fit(job, part, part.labels, part.labels, dataset.load_split(packed, "val"), out, quiet=True)
+
+
 def fit_tiny(packed, out, row_name, graphs, monkeypatch, n=50, epochs=3, **recipe):
     """fit on the first `n` training videos (batch 16: a partial last batch of 2) with `recipe` overrides;
     returns the model, the state and the step runners fit built."""
@@ -348,13 +359,7 @@ def fit_tiny(packed, out, row_name, graphs, monkeypatch, n=50, epochs=3, **recip
             runners.append(self)
 
     monkeypatch.setattr(train_module, "StepRunner", Recording)
-    row = variants.get(row_name)
-    row = dataclasses.replace(row, recipe={**row.recipe, "batch": 16, **recipe})
-    job = Job.of(row, seed=5, epochs=epochs, cuda_graphs=graphs)
-    full = dataset.load_split(packed, "train")
-    part = dataset.Split(name="train", filenames=full.filenames[:n], audio=full.audio[:n], visual=full.visual[:n],
-                         motion=full.motion[:n], labels=full.labels[:n])
-    model, state = fit(job, part, part.labels, part.labels, dataset.load_split(packed, "val"), out, quiet=True)
+    model, state = fit_part(packed, out, row_name, graphs, n, epochs, **recipe)
     return model, state, runners
 
 
@@ -440,16 +445,6 @@ class Replaying(StepRunner):
 class ReplayingSilently(Replaying):
     """A graph whose caller reads nothing it returns: the loss sums must be accumulated inside the step."""
     returns_terms = False
-
-
-def fit_part(packed, out, row_name, graphs, n=50, epochs=3, **recipe):
-    row = variants.get(row_name)
-    row = dataclasses.replace(row, recipe={**row.recipe, "batch": 16, **recipe})
-    job = Job.of(row, seed=5, epochs=epochs, cuda_graphs=graphs)
-    full = dataset.load_split(packed, "train")
-    part = dataset.Split(name="train", filenames=full.filenames[:n], audio=full.audio[:n], visual=full.visual[:n],
-                         motion=full.motion[:n], labels=full.labels[:n])
-    return fit(job, part, part.labels, part.labels, dataset.load_split(packed, "val"), out, quiet=True)
 
 
 @pytest.mark.parametrize("runner", [Replaying, ReplayingSilently])
