@@ -14,7 +14,7 @@ from avvp.evaluation.metrics import COLUMNS
 from avvp.reporting import runs
 
 ENV = {"python": "3.11.7", "torch": "2.13.0+cpu", "cuda": None, "cudnn": None,
-       "device_name": "Some CPU (2 cores)", "torch_threads": 1, "deterministic": False}
+       "device_name": "Some CPU (2 cores)", "cpu_capability": "AVX512", "torch_threads": 1, "deterministic": False}
 
 
 def numbers(base: float) -> dict:
@@ -63,8 +63,8 @@ def test_one_line_per_run_split_and_gating(tmp_path):
     assert (line["selected_epoch"], line["epochs"], line["train_seconds"]) == (2, 3, 12.5)
     assert (line["recipe"], line["lr"], line["batch"], line["losses"], line["precision"]) == ("han", 3e-4, 16, "cms",
                                                                                             "bf16")
-    assert (line["env_torch"], line["env_device_name"], line["env_torch_threads"]) == ("2.13.0+cpu",
-                                                                                     "Some CPU (2 cores)", 1)
+    assert (line["env_torch"], line["env_device_name"], line["env_cpu_capability"], line["env_torch_threads"]) == (
+        "2.13.0+cpu", "Some CPU (2 cores)", "AVX512", 1)
     assert json.loads(line["model"]) == {"backbone": "han", "head": "mmil"}
     ma = table[table["slug"] == "ma"]
     assert set(ma["split"]) == {"test"} and ma.query("gating == 'ma'")["own_gating"].item()

@@ -16,7 +16,10 @@ from avvp.training import tracking
 
 def test_environment_names_versions_and_hardware():
     env = tracking.environment("cpu")
-    assert set(env) == {"python", "torch", "cuda", "cudnn", "device_name", "torch_threads", "deterministic"}
+    assert set(env) == {"python", "torch", "cuda", "cudnn", "device_name", "cpu_capability", "torch_threads",
+                        "deterministic"}
+    # The CPU kernels torch dispatches to (AVX2, AVX512, ...): fp32 training numbers depend on them.
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert env["torch"] == torch.__version__ and env["torch_threads"] == torch.get_num_threads()
     assert env["cuda"] == torch.version.cuda            # None on a CPU build
     assert env["device_name"].endswith(f"({tracking.cpu_cores()} cores)") and env["deterministic"] is False

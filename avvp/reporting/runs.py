@@ -24,7 +24,7 @@ SPLITS = ("val", "test")
 # The ten numbers as columns: segment.audio -> segment_audio.
 NUMBER_COLUMNS = [c.replace(".", "_") for c in COLUMNS]
 # run.json's environment (avvp.training.tracking.environment), each as a column of its own.
-ENVIRONMENT = ("python", "torch", "cuda", "cudnn", "device_name", "torch_threads", "deterministic")
+ENVIRONMENT = ("python", "torch", "cuda", "cudnn", "device_name", "cpu_capability", "torch_threads", "deterministic")
 
 
 def run_folders(results: str | Path) -> list[Path]:

@@ -281,7 +281,9 @@ def data_lines(manifest_path: Path | None, manifest: dict | None, ds: dict, synt
 
 # run.json `environment` (avvp.training.tracking.environment): the fields a header names, in its words.
 ENV_FIELDS = [("python", "python"), ("torch", "torch"), ("cuda", "CUDA"), ("cudnn", "cuDNN"),
-              ("device_name", "device"), ("torch_threads", "torch threads"), ("deterministic", "deterministic kernels")]
+              ("device_name", "device"),
+              ("cpu_capability", "CPU kernels"), ("torch_threads", "torch threads"),
+              ("deterministic", "deterministic kernels")]
 NO_ENV = "unknown (run.json has no `environment`: trained before it was recorded)"
 
 
@@ -292,13 +294,14 @@ def env_key(info: dict) -> tuple | None:
 
 
 def env_text(key: tuple | None) -> str:
-    """'python 3.11.7, torch 2.13.0+cpu, CUDA none, cuDNN none, Intel Xeon (2 cores), 1 torch thread(s),
-    deterministic kernels off'."""
+    """'python 3.11.7, torch 2.13.0+cpu, CUDA none, cuDNN none, Intel Xeon (2 cores), CPU kernels AVX512,
+    1 torch thread(s), deterministic kernels off' (a run recorded before cpu_capability: 'CPU kernels unknown')."""
     if key is None:
         return NO_ENV
     e = dict(zip([k for k, _ in ENV_FIELDS], key))
     return (f"python {e['python']}, torch {e['torch']}, CUDA {e['cuda'] or 'none'}, cuDNN {e['cudnn'] or 'none'}, "
-            f"{e['device_name']}, {e['torch_threads']} torch thread(s), "
+            f"{e['device_name']}, CPU kernels {e['cpu_capability'] or 'unknown'}, "
+            f"{e['torch_threads']} torch thread(s), "
             f"deterministic kernels {'on' if e['deterministic'] else 'off'}")
 
 

@@ -52,12 +52,14 @@ def device_name(device: str) -> str:
 def environment(device: str) -> dict:
     """Versions and hardware of this process, for run.json. `deterministic` is whether the run trains with
     deterministic kernels: avvp.training.train.fit switches them on for every CUDA run (graphs.deterministic),
-    CPU runs use torch's default unless the caller switched them on."""
+    CPU runs use torch's default unless the caller switched them on. `cpu_capability` is the instruction set
+    torch's CPU kernels dispatch to (AVX2, AVX512, ...): the same code and data give other fp32 numbers on an AVX2
+    machine than on an AVX512 one, so it is part of "the machine kind" training is deterministic for."""
     cuda = torch.device(device).type == "cuda"
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
             "cudnn": None if cudnn is None else str(cudnn), "device_name": device_name(device),
-            "torch_threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch_threads": torch.get_num_threads(),
             "deterministic": bool(cuda or torch.are_deterministic_algorithms_enabled())}
 
 
