@@ -46,6 +46,20 @@ def test_default_is_the_pinned_data(tmp_path):
     assert got == {k: pinned("default")[k] for k in ("files", "features")}
 
 
+@pytest.mark.parametrize("coretype", ["Haswell", "SkylakeX"])
+def test_the_data_do_not_depend_on_the_blas_kernels(tmp_path, coretype):
+    """OpenBLAS picks its kernels by CPU (Haswell's on AMD Zen and AVX2 machines, SkylakeX's on AVX512 Intel), and
+    they round matrix products and least squares differently in the last bits: the generator must use neither, or
+    the pinned data hold on one kind of CPU only (generator version 1 did: label sets from NNLS, features from a
+    matmul). OPENBLAS_CORETYPE forces the kernels; a machine without AVX512 runs SkylakeX's as Haswell's."""
+    code = ("import sys, pathlib; from avvp.data import synth, pins; out = pathlib.Path(sys.argv[1]); "
+            "synth.generate(out, 'tiny', 0, progress=False); print(pins.check_written(out, 'tiny', 0) or 'pinned')")
+    env = {**os.environ, "OPENBLAS_CORETYPE": coretype}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "tiny")], env=env, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.strip() == "pinned", done.stdout
+
+
 def test_every_preset_is_pinned_at_the_current_version():
     p = pins.load()
     assert set(p["presets"]) == {"tiny", "default", "full"} and p["seed"] == 0

@@ -34,7 +34,7 @@ PINNED_PRESETS = ("tiny", "default", "full")
 PINNED_SEED = 0
 ROOT_FILES = sorted([*WEAK_CSV.values(), *DENSE_CSV.values(), TRAIN_TRUTH_CSV, SYNTH_MANIFEST])
 # The inputs of the generator besides its own module: its statistics and the layout constants it writes.
-STATISTICS = ("llp_class_stats.csv", "llp_cooccurrence.csv")
+STATISTICS = ("llp_class_stats.csv", "llp_cooccurrence.csv", "llp_label_sets.csv")
 LAYOUT = ("CLASSES", "DENSE_CSV", "FEATURES", "FRAMES_PER_SEGMENT", "NUM_CLASSES", "NUM_SEGMENTS", "SPLITS",
           "WEAK_CSV")
 
@@ -188,11 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m avvp.data.pins", description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help="generate the presets and rewrite the pins file")
     ap.add_argument("--presets", nargs="+", choices=PINNED_PRESETS, default=list(PINNED_PRESETS))
+    ap.add_argument("--label-sets", action="store_true",
+                    help="refit the label-set distribution (NNLS) and rewrite resources/llp_label_sets.csv first "
+                         "(a new generator input: bump synth.GENERATOR_VERSION and --write)")
     args = ap.parse_args(argv)
     from avvp.data.synth import GENERATOR_VERSION
     from avvp.errors import AvvpError
     path = Path(__file__).resolve().parents[1] / "resources" / PINS_FILE
     try:
+        if args.label_sets:
+            from avvp.data.synth import LABEL_SETS, label_sets_csv
+            (path.parent / LABEL_SETS).write_text(label_sets_csv())
         if args.write:
             write(path, tuple(args.presets))
         problem = code_problem(load(), GENERATOR_VERSION, generator_code_hash())

@@ -49,6 +49,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
@@ -89,7 +90,7 @@ PARAMS = {
     "max_events": 5,
     "max_labels": 3,
 }
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2            # 2: no BLAS (label sets shipped, features summed class by class)
 CHUNK = 64                      # videos generated at once (bounded memory: ~45 MB of frames)
 MODALITY_KINDS = ("audio_only", "visual_only", "both", "neither")
 ID_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"))
@@ -116,8 +117,32 @@ def cooccurrence() -> np.ndarray:
     return df.loc[CLASSES, CLASSES].to_numpy(dtype=np.int64)
 
 
+LABEL_SETS = "llp_label_sets.csv"
+
+
 @lru_cache(maxsize=1)
 def label_set_distribution() -> tuple[list[tuple[int, ...]], np.ndarray]:
+    """Label sets of size 1-3 and their probabilities: the fit of `fit_label_set_distribution`, as shipped in
+    avvp/resources/llp_label_sets.csv (`python -m avvp.data.pins --label-sets` rewrites it).
+
+    Read, not fitted at generation: the NNLS runs on LAPACK/BLAS, whose kernels differ by CPU (OpenBLAS takes
+    Haswell's on AMD Zen, SkylakeX's on AVX512 Intel) in the last bits, and the active set it ends on, hence the
+    sets and every label drawn from them, followed those bits (generator version 1)."""
+    import io
+    df = pd.read_csv(io.BytesIO(_resource(LABEL_SETS)), dtype={"set": str})
+    sets = [tuple(int(c) for c in text.split()) for text in df["set"]]
+    return sets, df["probability"].to_numpy(dtype=np.float64)
+
+
+def label_sets_csv() -> str:
+    """The text of llp_label_sets.csv: each set's classes (indices in the official order, space-separated) and
+    its probability, exactly (repr)."""
+    sets, prob = fit_label_set_distribution()
+    rows = [f"{' '.join(map(str, s))},{float(p)!r}" for s, p in zip(sets, prob)]
+    return "set,probability\n" + "\n".join(rows) + "\n"
+
+
+def fit_label_set_distribution() -> tuple[list[tuple[int, ...]], np.ndarray]:
     """Label sets of size 1-3 and their probabilities, fitted to the real marginals and co-occurrences.
 
     Unknowns: one weight per candidate set (singles, co-occurring pairs, triples whose three pairs all
@@ -193,7 +218,9 @@ def length_probability(mean_segs: float, mean_events: float, max_events: int) ->
     pk = event_count_distribution(mean_events, max_events)
     k = np.arange(1, max_events + 1)
     free = np.maximum(NUM_SEGMENTS + 1 - 2 * k, 0)
-    return float(np.clip((mean_segs - pk @ k) / (pk @ free), 0.0, 1.0))
+    # math.fsum, not a BLAS dot product: the same float on every CPU.
+    mean_k, mean_free = math.fsum(pk * k), math.fsum(pk * free)
+    return float(np.clip((mean_segs - mean_k) / mean_free, 0.0, 1.0))
 
 
 @lru_cache(maxsize=None)
@@ -292,6 +319,18 @@ def prototypes(rng: np.random.Generator, dim: int, params: dict) -> np.ndarray:
     return (params["snr"] * (dim / 128) ** 0.25 * p).astype(np.float32)
 
 
+def signal(act: np.ndarray, protos: np.ndarray) -> np.ndarray:
+    """act @ protos ((..., 25) x (25, dim)), summed class by class in the classes' order.
+
+    Not a matmul: BLAS kernels (which OpenBLAS picks by CPU) sum in other orders and round differently, so the
+    features would depend on the machine. Elementwise products and sums round the same everywhere; classes with
+    no activity in the chunk add exact zeros and are skipped."""
+    out = np.zeros((*act.shape[:-1], protos.shape[1]), dtype=np.float32)
+    for c in np.flatnonzero(act.reshape(-1, act.shape[-1]).any(axis=0)):
+        out += act[..., c, None] * protos[c]
+    return out
+
+
 def features(rng: np.random.Generator, audio: np.ndarray, visual: np.ndarray, protos: dict,
              params: dict) -> dict[str, np.ndarray]:
     """Audio (n,10,128), visual frames (n,80,2048) and motion (n,10,512) of a chunk of videos."""
@@ -307,12 +346,12 @@ def features(rng: np.random.Generator, audio: np.ndarray, visual: np.ndarray, pr
         dim = protos[kind].shape[1]
         x = rng.standard_normal((n, NUM_SEGMENTS, dim), dtype=np.float32)
         x += params["background"] * rng.standard_normal((n, 1, dim), dtype=np.float32)
-        x += act @ protos[kind]
+        x += signal(act, protos[kind])
         out[kind] = x
     dim = protos["visual"].shape[1]
     second = rng.standard_normal((n, NUM_SEGMENTS, dim), dtype=np.float32)
     second += params["background"] * rng.standard_normal((n, 1, dim), dtype=np.float32)
-    second += act_v @ protos["visual"]
+    second += signal(act_v, protos["visual"])
     frames = rng.standard_normal((n, NUM_SEGMENTS, FRAMES_PER_SEGMENT, dim), dtype=np.float32)
     frames *= params["frame_jitter"]
     frames += second[:, :, None, :]
