@@ -50,3 +50,22 @@ SELECTION_RULES.register("released", Rule(split="test", metric=Number("event", "
                                           patience=10))
 # No selection: the last epoch (MA's released step 3, and its step 1 for the refinement).
 SELECTION_RULES.register("last", Rule(split=None))
+# JoMoLD's release (docs/protocol.md#jomold): the best VALIDATION event-level audio F, a tie keeping the later
+# epoch, no early stop. Its released preset, and the noise estimator's rule under both protocols.
+SELECTION_RULES.register("val_audio_event", Rule(split="val", metric=Number("event", "audio"), later_wins_tie=True))
+
+
+
+@dataclass(frozen=True)
+class MeanOfTen:
+    """The mean of the ten LLP numbers (CMPAE's released selection); `str` names it for the log."""
+
+    def __call__(self, scores: dict) -> float:
+        return sum(scores[level][key] for level in scores for key in scores[level]) / 10
+
+    def __str__(self) -> str:
+        return "mean of ten"
+
+
+# CMPAE's own selection (docs/protocol.md#cmpae): validation, the mean of all ten numbers, ties keep the later epoch.
+SELECTION_RULES.register("val_avg_all", Rule(split="val", metric=MeanOfTen(), later_wins_tie=True))

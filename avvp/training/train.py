@@ -11,6 +11,7 @@ with the same arguments ends with exactly the metrics of an uninterrupted run.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import time
@@ -27,7 +28,7 @@ from avvp.evaluation.evaluate import score_split
 from avvp.io import git_commit, load_torch, read_json, save_torch, sha256_file, unreadable, write_json, write_text
 from avvp.models import build
 from avvp.models.precision import autocast
-from avvp.training import labels, losses
+from avvp.training import denoise, labels, losses
 from avvp.training.graphs import StepRunner, capturable_adam, deterministic, lr_to_device
 from avvp.training.losses import Batch
 from avvp.training.selection import SELECTION_RULES
@@ -102,12 +103,30 @@ def targets(recipe: dict, y, y_a, y_v, epoch: int):
     return y_a, t_v, t_global
 
 
+def denoise_step(model, job: Job, batch: Batch, epoch: int) -> Batch:
+    """JoMoLD's per-batch joint-modal denoising (docs/protocol.md#jomold): a detection pass without gradient,
+    in training mode (dropout on) with cross attention off, ranks each positive's audio and visual BCE against
+    the batch's targets (float32); the loss-rank rule with the ratios in force removes labels, which the
+    targets then make a hard 0 (`removed_visual: zero`; the audio target is the label itself)."""
+    with torch.no_grad():
+        with autocast(job.precision, job.device):
+            out = model(batch.audio, batch.visual, batch.motion, cross=False)
+        t_a, t_v, _ = targets(job.recipe, batch.y, batch.y_a, batch.y_v, epoch)
+        l_a, l_v = denoise.detection_losses(out["a_prob"], out["v_prob"], t_a, t_v)
+        remove_a, remove_v = denoise.removals(l_a, l_v, batch.y, batch.ratios[0], batch.ratios[1])
+        y_a, y_v = denoise.denoised_targets(batch.y_a, batch.y_v, remove_a, remove_v)
+    return dataclasses.replace(batch, y_a=y_a, y_v=y_v)
+
+
 def batch_loss(model, job: Job, batch: Batch, epoch: int, gen: torch.Generator):
     """The loss of one batch and its terms (detached tensors, summed for the log: no device sync per step).
 
-    The MMIL BCE covers the batch's real videos (its first n rows); each extra loss in force augments the
-    batch first if it needs to, and adds its term on the model's outputs.
+    A denoising label source's batch (one with ratios) is denoised first. The MMIL BCE covers the batch's real
+    videos (its first n rows); each extra loss in force augments the batch first if it needs to, and adds its
+    term on the model's outputs.
     """
+    if batch.ratios is not None:
+        batch = denoise_step(model, job, batch, epoch)
     extras = losses.active_extras(job.losses, job.recipe, epoch)
     for _, extra, _ in extras:
         if extra.augment is not None:
@@ -120,7 +139,7 @@ def batch_loss(model, job: Job, batch: Batch, epoch: int, gen: torch.Generator):
     # keeps results bit-identical across refactors.
     first = {k: t[:n] for k, t in out.items()}
     t_a, t_v, t_g = targets(job.recipe, batch.y, batch.y_a[:n], batch.y_v[:n], epoch)
-    loss = losses.mmil_bce(first, t_a, t_v, t_g)
+    loss = losses.mmil_bce(first, t_a, t_v, t_g, job.recipe.get("loss_weights"))
     terms = {"bce": loss.detach()}
     for name, extra, cfg in extras:
         term = extra.term(out, first, batch, cfg)
@@ -138,38 +157,57 @@ def train_step(model, optim, job: Job, batch: Batch, epoch: int, gen: torch.Gene
     return terms
 
 
-def phase_key(job: Job, epoch: int) -> tuple:
+def phase_key(job: Job, epoch: int, step: int = 0) -> tuple:
     """Every Python-level choice batch_loss makes from the epoch (visual smoothing on or off, the extra losses in
-    force): a captured CUDA graph freezes them, so StepRunner keeps one graph per key (and per batch shape)."""
-    extras = tuple(name for name, _, _ in losses.active_extras(job.losses, job.recipe, epoch))
+    force) and the step (its parity, when a term in force alternates): a captured CUDA graph freezes them, so
+    StepRunner keeps one graph per key (and per batch shape)."""
+    active = losses.active_extras(job.losses, job.recipe, epoch)
+    extras = tuple(name for name, _, _ in active)
+    if any(extra.alternates for _, extra, _ in active):
+        return smoothing_on(job.recipe, epoch), extras, step % 2
     return smoothing_on(job.recipe, epoch), extras
 
 
+def epoch_ratios(job: Job, ratios, n: int, epoch: int) -> list | None:
+    """The noise ratios in force at each batch of 0-based `epoch` ((2, C) each, on the job's device), warmed
+    up as the recipe says (`warmup`: released | ramp); None without ratios (a source that does not denoise)."""
+    if ratios is None:
+        return None
+    iterations = denoise.iterations_per_epoch(n, job.recipe["batch"])
+    schedule = denoise.warmup_schedule(ratios, epoch, iterations, job.recipe.get("warmup", "released"),
+                                       job.recipe.get("warmup_epochs", 0.9))
+    return [r.to(job.device) for r in schedule]
+
+
 def train_epoch(model, optim, job: Job, train: dataset.Split, y_a, y_v, epoch: int, gen,
-                runner: StepRunner | None = None) -> dict:
+                runner: StepRunner | None = None, ratios=None) -> dict:
     """One pass over the shuffled training videos; the epoch's log row (epoch, learning rate, mean losses).
 
     Steps run through `runner` (a CUDA graph per phase and batch shape, or graph-shaped, or eager); without
     one, eagerly. The data stay on their device: the order is copied there once an epoch and batches are
-    indexed there; the loss terms are summed there and read once, at the end.
+    indexed there; the loss terms are summed there and read once, at the end. `ratios` (2, C): a denoising
+    label source's noise ratios, passed to each batch as warmed up for it.
     """
     model.train()
     n = len(train)
     # Drawn by the host generator on every device (the same order on CPU and GPU), then one copy an epoch.
     order = torch.randperm(n, generator=gen).to(train.audio.device)
     runner = runner or StepRunner(model, optim, mode="eager")
-    key = phase_key(job, epoch)
 
-    def step(tensors) -> dict:
-        return train_step(model, optim, job, Batch(*tensors), epoch, gen)
+    def step_at(i: int):
+        return lambda tensors: train_step(model, optim, job, Batch(*tensors, step=i), epoch, gen)
 
     sums: dict[str, torch.Tensor] = {}
     steps = 0
+    in_force = epoch_ratios(job, ratios, n, epoch)
     for start in range(0, n, job.recipe["batch"]):
         idx = order[start:start + job.recipe["batch"]]
         batch = tuple(t[idx].to(job.device) for t in (train.audio, train.visual, train.motion, train.labels,
                                                        y_a, y_v))
-        for k, term in runner(step, batch, key).items():  # a graph's terms are overwritten by its next replay
+        if in_force is not None:
+            batch = batch + (in_force[steps].float(),)
+        terms = runner(step_at(steps), batch, phase_key(job, epoch, steps))
+        for k, term in terms.items():  # a graph's terms are overwritten by its next replay
             sums[k] = sums[k] + term if k in sums else term
         steps += 1
     row = {"epoch": epoch + 1, "lr": float(optim.param_groups[0]["lr"])}  # the rate this epoch trained with
@@ -248,8 +286,19 @@ def resume_or_start(job: Job, out: Path, model, optim, sched, gen, quiet: bool) 
     return state
 
 
+def early_epoch(job: Job) -> int | None:
+    """The epoch (1-based) whose weights go to early.pt: the recipe's `early_snapshot` scaled to the run's epochs
+    (8 of CMPAE's 20; round(0.4 x epochs), at least 1, for a shorter run), or None without one."""
+    early = job.recipe.get("early_snapshot")
+    if early is None:
+        return None
+    return early if job.epochs >= job.recipe["epochs"] else max(1, round(early * job.epochs / job.recipe["epochs"]))
+
+
 def checkpoint(out: Path, job: Job, model, optim, sched, gen, state: TrainState, improved: bool) -> None:
-    """best.pt first, then last.pt: a kill between the two redoes this epoch identically on resume."""
+    """early.pt and best.pt first, then last.pt: a kill between them redoes this epoch identically on resume."""
+    if state.epoch == early_epoch(job):
+        save_torch(paths.early_pt(out), model.state_dict())
     if improved:
         save_torch(paths.best_pt(out), model.state_dict())
     save_torch(paths.last_pt(out), {"job": job.key(), "model": model.state_dict(), "optim": optim.state_dict(),
@@ -289,7 +338,7 @@ def optimiser(job: Job, model):
 
 
 def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | None, out: Path,
-        quiet: bool = False):
+        quiet: bool = False, ratios=None):
     """Train `job` on `train`, resuming from out/last.pt when it exists; returns the selected model and state.
 
     `y_a`, `y_v` are the audio and visual label sources (the weak labels, or MA's refined labels).
@@ -297,6 +346,7 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
     under the released protocol); a rule without one (`last`) keeps the last epoch and needs none.
     `job.cuda_graphs`: each training step as a CUDA graph (avvp.training.graphs; on CPU the same static-buffer
     path runs without capture), else the plain eager step. Both compute the same function.
+    `ratios` (2, C): the noise ratios of a denoising label source (JoMoLD), else None.
     """
     rule = SELECTION_RULES.get(job.select)
     if rule.split is not None and select_split is None:
@@ -321,7 +371,7 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
         if patience is not None and state.bad_epochs >= patience:
             break
         t0 = time.perf_counter()
-        row = train_epoch(model, optim, job, train, y_a, y_v, epoch, gen, runner)
+        row = train_epoch(model, optim, job, train, y_a, y_v, epoch, gen, runner, ratios)
         sched.step()
         row["train_seconds"] = round(time.perf_counter() - t0, 3)
         improved = select(model, job, select_split, state, row)
@@ -371,6 +421,7 @@ def run(args) -> None:
                          **{name: sha256_file(path) for name, path in used.items()}})
     train = dataset.load_split(args.data, "train")
     y_a, y_v = labels.load(row.labels, train, given, f"variant '{row.name}'", args.data, seed)
+    ratios = labels.ratios(row.labels, given)      # a denoising source's (a bad file: one line, nothing written)
     rule = SELECTION_RULES.get(job.select)
     select_split = dataset.load_split(args.data, rule.split).to(args.device) if rule.split else None
     out = Path(args.out)
@@ -384,7 +435,7 @@ def run(args) -> None:
                                   "data_manifest_sha256": job.inputs["data"], "git_commit": git_commit()})
     t0 = time.perf_counter()
     train.to(args.device)
-    _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out)
+    _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out, ratios=ratios)
     finish(out, job, state, time.perf_counter() - t0)
     best = state.best
     print(f"{row.name} seed {seed}: selected epoch {best['epoch']} by {best['metric']}"
