@@ -104,6 +104,17 @@ def _train(sub):
     return "avvp.training.train"
 
 
+def _noise_ratios(sub):
+    p = sub.add_parser("noise-ratios", help="JoMoLD's stage 2: per-class noise ratios of a trained noise estimator")
+    p.add_argument("--run", required=True, help=f"the estimator's run folder (`avvp train --variant "
+                                                f"'{paths.ESTIMATOR_ROW}'`)")
+    p.add_argument("--data", required=True, help="packed dataset (avvp pack)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the pass's batch order (the row's seed)")
+    p.add_argument("--out", required=True, help="the ratios file to write (noise_ratios.json)")
+    _compute_args(p)
+    return "avvp.training.noise_ratios"
+
+
 def _evaluate(sub):
     p = sub.add_parser("evaluate", help="metrics.json and predictions.npz of a trained run")
     p.add_argument("--run", required=True, help="run folder written by `avvp train`")
@@ -166,7 +177,7 @@ def _diagnose(sub):
     return "avvp.reporting.diagnose"
 
 
-COMMANDS = [_synth, _pack, _score, _refine, _train, _evaluate, _profile, _table, _figure, _diagnose]
+COMMANDS = [_synth, _pack, _score, _refine, _train, _noise_ratios, _evaluate, _profile, _table, _figure, _diagnose]
 
 
 def parser() -> tuple[argparse.ArgumentParser, dict]:
@@ -174,7 +185,7 @@ def parser() -> tuple[argparse.ArgumentParser, dict]:
     sub = ap.add_subparsers(dest="command", required=True)
     modules = {}
     for add in COMMANDS:
-        name = add.__name__.lstrip("_")
+        name = add.__name__.lstrip("_").replace("_", "-")   # noise_ratios -> noise-ratios
         modules[name] = add(sub)
     return ap, modules
 

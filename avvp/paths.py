@@ -6,6 +6,7 @@ the rules spell their patterns through it too: `run_folder("{slug}", "{seed}")`.
     data/synthetic/<preset>-s<seed>/         `avvp synth`
     data/packed/<packed>/                    `avvp pack`: manifest.json, <split>/*.npy
     results/refine/seed<S>/                  refined_labels.npz, summary.json
+    results/jomold/seed<S>/                  estimator/ (JoMoLD's stage 1, a run folder), noise_ratios.json
     results/runs/<slug>/seed<S>/             run.json, log.csv, last.pt, best.pt, done.json
     results/runs/<slug>/seed<S>/<split>/     metrics.json, predictions.npz, per_video.npz, metrics_by_gating.json
     results/profile/<slug>.json              parameters and FLOPs
@@ -23,6 +24,8 @@ DATA = "data"
 
 # The row of config/variants.yaml that `avvp refine` trains (MA's step 1).
 REFINE_ROW = "MA step 1"
+# The row JoMoLD's stage 1 trains (its noise estimator), per seed, for every `labels: jomold` row.
+ESTIMATOR_ROW = "JoMoLD noise estimator"
 
 
 def step1_epochs(epochs_override: int | None, variants_files=None) -> int:
@@ -155,6 +158,20 @@ def step1_folder(out: str | Path) -> Path:
     return Path(out) / "step1"
 
 
+def jomold_dir(seed, results: str | Path = RESULTS) -> Path:
+    return Path(results) / "jomold" / f"seed{seed}"
+
+
+def estimator_folder(seed, results: str | Path = RESULTS) -> Path:
+    """JoMoLD's stage 1: the noise estimator's run folder (run.json, last.pt, best.pt, done.json)."""
+    return jomold_dir(seed, results) / "estimator"
+
+
+def noise_ratios(seed, results: str | Path = RESULTS) -> Path:
+    """JoMoLD's stage 2: the per-class noise ratios (avvp/training/denoise.py's format)."""
+    return jomold_dir(seed, results) / "noise_ratios.json"
+
+
 # --- reports --------------------------------------------------------------------------------------------------
 def profile_json(name: str, results: str | Path = RESULTS) -> Path:
     """Parameters and FLOPs of a row, by its name."""
@@ -224,6 +241,9 @@ def rebuildable(results: str | Path = RESULTS, data: str | Path = DATA) -> list[
     run = run_folder("*", "*", results)
     per_split = [metrics_json(run, "*"), predictions_npz(run, "*"), per_video_npz(run, "*"), by_gating_json(run, "*")]
     refine = [refined_labels("*", results), refine_summary("*", results)]
+    estimator = estimator_folder("*", results)
     return [(str(done_json(run)), ()), (str(best_pt(run)), (done_json(run).name,)),
+            (str(done_json(estimator)), ()), (str(best_pt(estimator)), (done_json(estimator).name,)),
+            (str(noise_ratios("*", results)), ()),
             *[(str(f), tuple(g.name for g in group if g != f)) for group in (per_split, refine) for f in group],
             (str(profile_file("*", results)), ()), (str(manifest_json(packed_folder("*", data))), ())]

@@ -113,6 +113,7 @@ class Row:
     p_boot: list = field(default_factory=list)  # per column: paired bootstrap p-value against the base, or None
     costs: dict = field(default_factory=dict)
     published_costs: dict = field(default_factory=dict)
+    published_source: str | None = None     # where this row's published numbers come from (a later method's)
 
     @property
     def mean(self) -> np.ndarray:
@@ -183,7 +184,7 @@ def collect(spec: dict, results: Path, seeds: list[int], with_costs: bool, varia
         gating = runs.gating(r["variant"])
         row = Row(variant=r["variant"], label=r.get("label", r["variant"]), base=r.get("base"),
                   published=None if r.get("published") is None else [sheets.published(r, c) for c in spec["columns"]],
-                  values=runs.values(r["variant"], gating), gating=gating)
+                  values=runs.values(r["variant"], gating), gating=gating, published_source=r.get("published_source"))
         compare_row(row, runs, n_resamples)
         if with_costs:
             row.costs = load_profile(results, row.variant)
@@ -462,6 +463,9 @@ def legend(spec: dict, rows: list[Row], seeds: list[int], with_costs: bool, vari
     if pairs:
         lines += ["", "Both tests compare row and base under ONE gating, the row's own:"]
         lines += comparison_lines(rows, variants_file) + [""]
+    sourced = [f"{r.label}: {r.published_source}" for r in rows if r.published is not None and r.published_source]
+    if sourced:
+        lines.append(f"Published numbers by row (where not {spec['source']}): {'; '.join(sourced)}.")
     extra = [r.label for r in rows if r.published is None]
     if extra:
         lines.append(f"Not in the paper (controls): {', '.join(extra)}.")

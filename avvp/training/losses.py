@@ -1,4 +1,4 @@
-"""The training losses: HAN's MMIL BCE, MA's temporal contrast, and the paper's CM-S.
+"""The training losses: HAN's MMIL BCE, MA's temporal contrast, the paper's CM-S, JoMoLD's contrast.
 
 Each loss function takes whatever tensors it is given and computes in float32 (also under bf16 autocast);
 building targets (label smoothing, refined labels) is the trainer's job. The extra terms a row may add beside
@@ -27,14 +27,19 @@ def _bce(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def mmil_bce(out: dict, target_audio: torch.Tensor, target_visual: torch.Tensor,
-             target_global: torch.Tensor) -> torch.Tensor:
+             target_global: torch.Tensor, weights: dict | None = None) -> torch.Tensor:
     """HAN's weakly-supervised loss (SPEC 3; the BCE on Eq. 3's pooled predictions, also Eq. 6's).
 
     BCE(a_prob, target_audio) + BCE(v_prob, target_visual) + BCE(global_prob, target_global), each the mean
     over videos and classes, with probabilities clamped to [1e-7, 1 - 1e-7]. Targets are (B, 25) floats.
+    `weights` (the recipe's `loss_weights`: audio, visual, global; JoMoLD's 2/1/1) scale the three terms;
+    without them the sum is unweighted (and computed exactly as before the option existed).
     """
-    return (_bce(out["a_prob"], target_audio) + _bce(out["v_prob"], target_visual)
-            + _bce(out["global_prob"], target_global))
+    if weights is None:
+        return (_bce(out["a_prob"], target_audio) + _bce(out["v_prob"], target_visual)
+                + _bce(out["global_prob"], target_global))
+    return (weights["audio"] * _bce(out["a_prob"], target_audio) + weights["visual"] * _bce(out["v_prob"], target_visual)
+            + weights["global"] * _bce(out["global_prob"], target_global))
 
 
 def ma_contrast(x_a: torch.Tensor, v_in: torch.Tensor, temperature: float = 0.2,
@@ -55,6 +60,23 @@ def ma_contrast(x_a: torch.Tensor, v_in: torch.Tensor, temperature: float = 0.2,
     eye = torch.eye(t, device=x_a.device)
     soft = eye * (1 - smoothing) + (1 - eye) * (smoothing / (t - 1))
     return -(soft * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+
+
+def jomold_contrast(x_a: torch.Tensor, x_v: torch.Tensor, temperature: float = 0.2,
+                    smoothing: float = 0.1) -> torch.Tensor:
+    """JoMoLD's temporal contrast (docs/protocol.md#jomold): post-HAN audio against post-HAN visual segments.
+
+    Per video s(t, u) = cos(x_a(t), x_v(u)) / temperature, p_t = softmax_u s(t, .), q_t = 1 - smoothing on
+    u = t and smoothing / (T - 1) elsewhere, and the loss is -mean over (video, t) of log(sum_u q_t(u) p_t(u)):
+    the log of an expected probability (an NCE form), not MA's cross-entropy -sum_u q_t(u) log p_t(u).
+    Computed as a logsumexp of log q + log p, so a tiny p never underflows to log 0.
+    """
+    b, t, _ = x_a.shape
+    x_a, x_v = x_a.float(), x_v.float()
+    logits = torch.bmm(F.normalize(x_a, dim=-1), F.normalize(x_v, dim=-1).transpose(1, 2)) / temperature
+    eye = torch.eye(t, device=x_a.device)
+    soft = eye * (1 - smoothing) + (1 - eye) * (smoothing / (t - 1))
+    return -torch.logsumexp(torch.log(soft) + torch.log_softmax(logits, dim=-1), dim=-1).mean()
 
 
 def attentive_pool(x: torch.Tensor, att_logit: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -101,6 +123,7 @@ class Batch:
     y: torch.Tensor          # weak video-level labels (n, C)
     y_a: torch.Tensor        # audio label source (weak or refined), one row per batch row
     y_v: torch.Tensor        # visual label source
+    ratios: torch.Tensor | None = None   # (2, C) audio and visual noise ratios in force (labels: jomold)
 
     @property
     def n(self) -> int:
@@ -118,6 +141,11 @@ class ExtraLoss:
 
 def _ma_contrast_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.Tensor:
     return cfg["weight"] * ma_contrast(first["x_a"], first["v_in"], cfg["temperature"], cfg["smoothing"])
+
+
+def _jomold_contrast_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.Tensor:
+    # x_v is the backbone's output, before the visual dropout that feeds the heads (docs/protocol.md#jomold).
+    return cfg["weight"] * jomold_contrast(first["x_a"], first["x_v"], cfg["temperature"], cfg["smoothing"])
 
 
 def cms_partners(n: int, gen: torch.Generator, device) -> torch.Tensor:
@@ -152,6 +180,7 @@ def _cms_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.Tensor:
 # The entries of avvp.training.EXTRA_LOSSES (registered there by these names).
 MA_CONTRAST = ExtraLoss(term=_ma_contrast_term)
 CMS = ExtraLoss(term=_cms_term, augment=cms_augment)
+JOMOLD_CONTRAST = ExtraLoss(term=_jomold_contrast_term)
 
 
 def active_extras(names, recipe: dict, epoch: int) -> list[tuple[str, ExtraLoss, dict]]:

@@ -11,6 +11,7 @@ with the same arguments ends with exactly the metrics of an uninterrupted run.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import time
@@ -27,7 +28,7 @@ from avvp.evaluation.evaluate import score_split
 from avvp.io import git_commit, load_torch, read_json, save_torch, sha256_file, unreadable, write_json, write_text
 from avvp.models import build
 from avvp.models.precision import autocast
-from avvp.training import labels, losses
+from avvp.training import denoise, labels, losses
 from avvp.training.graphs import StepRunner, capturable_adam, deterministic, lr_to_device
 from avvp.training.losses import Batch
 from avvp.training.selection import SELECTION_RULES
@@ -102,12 +103,30 @@ def targets(recipe: dict, y, y_a, y_v, epoch: int):
     return y_a, t_v, t_global
 
 
+def denoise_step(model, job: Job, batch: Batch, epoch: int) -> Batch:
+    """JoMoLD's per-batch joint-modal denoising (docs/protocol.md#jomold): a detection pass without gradient,
+    in training mode (dropout on) with cross attention off, ranks each positive's audio and visual BCE against
+    the batch's targets (float32); the loss-rank rule with the ratios in force removes labels, which the
+    targets then make a hard 0 (`removed_visual: zero`; the audio target is the label itself)."""
+    with torch.no_grad():
+        with autocast(job.precision, job.device):
+            out = model(batch.audio, batch.visual, batch.motion, cross=False)
+        t_a, t_v, _ = targets(job.recipe, batch.y, batch.y_a, batch.y_v, epoch)
+        l_a, l_v = denoise.detection_losses(out["a_prob"], out["v_prob"], t_a, t_v)
+        remove_a, remove_v = denoise.removals(l_a, l_v, batch.y, batch.ratios[0], batch.ratios[1])
+        y_a, y_v = denoise.denoised_targets(batch.y_a, batch.y_v, remove_a, remove_v)
+    return dataclasses.replace(batch, y_a=y_a, y_v=y_v)
+
+
 def batch_loss(model, job: Job, batch: Batch, epoch: int, gen: torch.Generator):
     """The loss of one batch and its terms (detached tensors, summed for the log: no device sync per step).
 
-    The MMIL BCE covers the batch's real videos (its first n rows); each extra loss in force augments the
-    batch first if it needs to, and adds its term on the model's outputs.
+    A denoising label source's batch (one with ratios) is denoised first. The MMIL BCE covers the batch's real
+    videos (its first n rows); each extra loss in force augments the batch first if it needs to, and adds its
+    term on the model's outputs.
     """
+    if batch.ratios is not None:
+        batch = denoise_step(model, job, batch, epoch)
     extras = losses.active_extras(job.losses, job.recipe, epoch)
     for _, extra, _ in extras:
         if extra.augment is not None:
@@ -120,7 +139,7 @@ def batch_loss(model, job: Job, batch: Batch, epoch: int, gen: torch.Generator):
     # keeps results bit-identical across refactors.
     first = {k: t[:n] for k, t in out.items()}
     t_a, t_v, t_g = targets(job.recipe, batch.y, batch.y_a[:n], batch.y_v[:n], epoch)
-    loss = losses.mmil_bce(first, t_a, t_v, t_g)
+    loss = losses.mmil_bce(first, t_a, t_v, t_g, job.recipe.get("loss_weights"))
     terms = {"bce": loss.detach()}
     for name, extra, cfg in extras:
         term = extra.term(out, first, batch, cfg)
@@ -145,13 +164,25 @@ def phase_key(job: Job, epoch: int) -> tuple:
     return smoothing_on(job.recipe, epoch), extras
 
 
+def epoch_ratios(job: Job, ratios, n: int, epoch: int) -> list | None:
+    """The noise ratios in force at each batch of 0-based `epoch` ((2, C) each, on the job's device), warmed
+    up as the recipe says (`warmup`: released | ramp); None without ratios (a source that does not denoise)."""
+    if ratios is None:
+        return None
+    iterations = denoise.iterations_per_epoch(n, job.recipe["batch"])
+    schedule = denoise.warmup_schedule(ratios, epoch, iterations, job.recipe.get("warmup", "released"),
+                                       job.recipe.get("warmup_epochs", 0.9))
+    return [r.to(job.device) for r in schedule]
+
+
 def train_epoch(model, optim, job: Job, train: dataset.Split, y_a, y_v, epoch: int, gen,
-                runner: StepRunner | None = None) -> dict:
+                runner: StepRunner | None = None, ratios=None) -> dict:
     """One pass over the shuffled training videos; the epoch's log row (epoch, learning rate, mean losses).
 
     Steps run through `runner` (a CUDA graph per phase and batch shape, or graph-shaped, or eager); without
     one, eagerly. The data stay on their device: the order is copied there once an epoch and batches are
-    indexed there; the loss terms are summed there and read once, at the end.
+    indexed there; the loss terms are summed there and read once, at the end. `ratios` (2, C): a denoising
+    label source's noise ratios, passed to each batch as warmed up for it.
     """
     model.train()
     n = len(train)
@@ -165,10 +196,13 @@ def train_epoch(model, optim, job: Job, train: dataset.Split, y_a, y_v, epoch: i
 
     sums: dict[str, torch.Tensor] = {}
     steps = 0
+    in_force = epoch_ratios(job, ratios, n, epoch)
     for start in range(0, n, job.recipe["batch"]):
         idx = order[start:start + job.recipe["batch"]]
         batch = tuple(t[idx].to(job.device) for t in (train.audio, train.visual, train.motion, train.labels,
                                                        y_a, y_v))
+        if in_force is not None:
+            batch = batch + (in_force[steps].float(),)
         for k, term in runner(step, batch, key).items():  # a graph's terms are overwritten by its next replay
             sums[k] = sums[k] + term if k in sums else term
         steps += 1
@@ -289,7 +323,7 @@ def optimiser(job: Job, model):
 
 
 def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | None, out: Path,
-        quiet: bool = False):
+        quiet: bool = False, ratios=None):
     """Train `job` on `train`, resuming from out/last.pt when it exists; returns the selected model and state.
 
     `y_a`, `y_v` are the audio and visual label sources (the weak labels, or MA's refined labels).
@@ -297,6 +331,7 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
     under the released protocol); a rule without one (`last`) keeps the last epoch and needs none.
     `job.cuda_graphs`: each training step as a CUDA graph (avvp.training.graphs; on CPU the same static-buffer
     path runs without capture), else the plain eager step. Both compute the same function.
+    `ratios` (2, C): the noise ratios of a denoising label source (JoMoLD), else None.
     """
     rule = SELECTION_RULES.get(job.select)
     if rule.split is not None and select_split is None:
@@ -321,7 +356,7 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
         if patience is not None and state.bad_epochs >= patience:
             break
         t0 = time.perf_counter()
-        row = train_epoch(model, optim, job, train, y_a, y_v, epoch, gen, runner)
+        row = train_epoch(model, optim, job, train, y_a, y_v, epoch, gen, runner, ratios)
         sched.step()
         row["train_seconds"] = round(time.perf_counter() - t0, 3)
         improved = select(model, job, select_split, state, row)
@@ -384,7 +419,8 @@ def run(args) -> None:
                                   "data_manifest_sha256": job.inputs["data"], "git_commit": git_commit()})
     t0 = time.perf_counter()
     train.to(args.device)
-    _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out)
+    ratios = labels.ratios(row.labels, given)
+    _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out, ratios=ratios)
     finish(out, job, state, time.perf_counter() - t0)
     best = state.best
     print(f"{row.name} seed {seed}: selected epoch {best['epoch']} by {best['metric']}"
