@@ -146,7 +146,7 @@ VARIANT_TYPOS = [
     (lambda d: d["variants"]["HAN + Ours"]["model"].update(head="cmc0"),
      f"variant 'HAN + Ours': model.head: 'cmc0' is not one of {sorted(models.FRAME_HEADS.names())} (frame heads)"),
     (lambda d: d["variants"]["HAN"]["model"].update(backbone="hann"),
-     "variant 'HAN': model.backbone: 'hann' is not one of ['ave', 'avsdn', 'han'] (backbones)"),
+     f"variant 'HAN': model.backbone: 'hann' is not one of {sorted(models.BACKBONES.names())} (backbones)"),
     (lambda d: d["variants"]["HAN + Ours"].update(recipe="ourz"),
      f"variant 'HAN + Ours': recipe: unknown recipe 'ourz' (known: {', '.join(sheets.variants().recipes)})"),
     (lambda d: d["variants"]["HAN"].update(gatng="ma"),

@@ -31,6 +31,13 @@ BACKBONES.register("han", "avvp.models.han:build", switches={
                         "description": "off: self-attention and feed-forward only, same weights"}})
 BACKBONES.register("ave", "avvp.models.ave:build")
 BACKBONES.register("avsdn", "avvp.models.avsdn:build")
+BACKBONES.register("mmpyr", "avvp.models.mmpyr:build", switches={
+    "levels": {"type": "integer", "minimum": 1, "maximum": 4, "default": 4,
+               "description": "pyramid levels; level i attends within +-2^i segments"},
+    "stream_order": {"enum": ["released", "fixed"], "default": "released",
+                     "description": "released: the head's audio index holds the visual-rooted stream, as released"},
+    "init": {"enum": ["released", "independent"], "default": "released",
+             "description": "released: the release's copied initial weights (equal projections and blocks)"}})
 FRAME_HEADS.register("mmil", "avvp.models.mmil:build")
 FRAME_HEADS.register("cmco", "avvp.models.cmco:build", switches={
     "cmco_mode": {"enum": ["cm", "av", "a_only", "v_only"], "default": "cm",

@@ -48,12 +48,14 @@ SELECTION_RULES.register("val", Rule(split="val", metric=Number("segment", "type
 # `>=` so a tie keeps the later epoch. A preset to reproduce it, never the default.
 SELECTION_RULES.register("released", Rule(split="test", metric=Number("event", "type_av"), later_wins_tie=True,
                                           patience=10))
+# MM-Pyramid's release (docs/protocol.md#mm-pyramid-recipe): validation segment-level Type@AV like `val`, compared
+# with `>=`, so a tie keeps the later epoch; no early stop.
+SELECTION_RULES.register("val_later", Rule(split="val", metric=Number("segment", "type_av"), later_wins_tie=True))
 # No selection: the last epoch (MA's released step 3, and its step 1 for the refinement).
 SELECTION_RULES.register("last", Rule(split=None))
 # JoMoLD's release (docs/protocol.md#jomold): the best VALIDATION event-level audio F, a tie keeping the later
 # epoch, no early stop. Its released preset, and the noise estimator's rule under both protocols.
 SELECTION_RULES.register("val_audio_event", Rule(split="val", metric=Number("event", "audio"), later_wins_tie=True))
-
 
 
 @dataclass(frozen=True)
