@@ -98,6 +98,9 @@ def _train(sub):
     p.add_argument("--protocol", default="default", choices=["default", "released"])
     p.add_argument("--lr-scale", type=float, default=1.0,
                    help="multiply the recipe's learning rate (short runs on small data; recorded in run.json)")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write each epoch's losses and validation numbers as TensorBoard scalars under "
+                        "DIR/<row>/seed<S> (needs `pip install -e '.[tracking]'`; the run's results are unchanged)")
     _sheet_args(p)
     _compute_args(p)
     _graphs_arg(p)
@@ -170,7 +173,17 @@ def _table(sub):
     p.add_argument("--seeds", type=int, nargs="+", help="seeds to aggregate (default: from config)")
     p.add_argument("--data", help="packed dataset whose manifest describes the data (for the header)")
     p.add_argument("--out", required=True, help="output .md (a .csv is written beside it)")
+    p.add_argument("--curves", metavar="PNG", help="also draw the rows' training curves (log.csv) into this .png")
+    p.add_argument("--html", metavar="HTML", help="also write the table as one HTML page (with the curves, when "
+                                                  "--curves is given): what the Snakemake report shows")
     return "avvp.reporting.tables"
+
+
+def _runs(sub):
+    p = sub.add_parser("runs", help="one tidy CSV of every run: a line per row, seed, split and gating")
+    p.add_argument("--results", default="results", help="results folder holding runs/")
+    p.add_argument("--out", default="results/runs.csv", help="output .csv (a .parquet beside it with pyarrow)")
+    return "avvp.reporting.runs"
 
 
 def _figure(sub):
@@ -202,7 +215,7 @@ def _diagnose(sub):
 
 
 COMMANDS = [_synth, _pack, _score, _refine, _train, _noise_ratios, _denoise_quality, _evaluate, _thresholds, _profile,
-            _table, _figure, _diagnose]
+            _table, _runs, _figure, _diagnose]
 
 
 def parser() -> tuple[argparse.ArgumentParser, dict]:

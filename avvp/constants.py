@@ -1,4 +1,4 @@
-"""Facts of the LLP dataset shared by every module (SPEC section 1)."""
+"""Facts of the LLP dataset shared by every module (docs/protocol.md#llp-data)."""
 
 # The 25 LLP classes, in the official order: a class's index is its position here.
 CLASSES = [

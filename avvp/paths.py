@@ -10,7 +10,9 @@ the rules spell their patterns through it too: `run_folder("{slug}", "{seed}")`.
     results/runs/<slug>/seed<S>/             run.json, log.csv, last.pt, best.pt, done.json
     results/runs/<slug>/seed<S>/<split>/     metrics.json, predictions.npz, per_video.npz, metrics_by_gating.json
     results/profile/<slug>.json              parameters and FLOPs
-    results/<table>.md, .csv                 the tables; results/figures/<kind>.png the figures
+    results/<table>.md, .csv, .html          the tables; results/figures/<kind>.png the figures
+    results/figures/curves_<table>.png       training curves; results/runs.csv every run's numbers
+    results/tensorboard/<slug>/seed<S>/      TensorBoard event files (config `tracking: tensorboard`)
     results/logs/<stage>/..., results/benchmarks/<stage>/...
 """
 
@@ -208,6 +210,26 @@ def table_csv(table: str, results: str | Path = RESULTS) -> Path:
 
 def figure_png(kind: str, results: str | Path = RESULTS) -> Path:
     return Path(results) / "figures" / f"{kind}.png"
+
+
+def curves_png(table: str, results: str | Path = RESULTS) -> Path:
+    """The training curves of a table's rows (`avvp table --curves`)."""
+    return Path(results) / "figures" / f"curves_{table}.png"
+
+
+def table_html(table: str, results: str | Path = RESULTS) -> Path:
+    """A table as one HTML page with its curves (`avvp table --html`): what the Snakemake report shows."""
+    return Path(results) / f"{table}.html"
+
+
+def runs_csv(results: str | Path = RESULTS) -> Path:
+    """Every run's numbers and settings, one line per row, seed, split and gating (`avvp runs`)."""
+    return Path(results) / "runs.csv"
+
+
+def tensorboard_root(results: str | Path = RESULTS) -> Path:
+    """TensorBoard event files of the workflow's runs: <root>/<slug>/seed<S> (`avvp train --tensorboard`)."""
+    return Path(results) / "tensorboard"
 
 
 def diagnostics_dir(results: str | Path = RESULTS) -> Path:

@@ -9,7 +9,9 @@ validation videos) are filled with random tensors of the real shapes, made on th
 train` runs: avvp.training.train.train_epoch (the row's own loss, with its phases: HAN's smoothing, CM-S's doubled
 batch from its start epoch) through avvp.training.graphs.StepRunner, then avvp.evaluation.evaluate.score_split on
 the validation split (forward in large batches, the LLP metrics on the host), synchronised before the clock stops.
-Throughput: K worker processes train HAN at once on the GPU; runs per hour are extrapolated from their epochs to
+Every kind of row runs (ROWS), in fp32 and bf16, eager and graphed; the graphed step is also compared with the
+eager one from the same seed (weights after 20 steps, losses). A configuration that fails prints FAILED with its
+error and the others still run. Throughput: K worker processes train HAN at once on the GPU; runs per hour are extrapolated from their epochs to
 40. Prints a Markdown table; also writes it to $OUT/bench_gpu.md when OUT is set.
 """
 
@@ -29,13 +31,14 @@ import torch
 from avvp import variants
 from avvp.data.dataset import Split
 from avvp.evaluation.evaluate import score_split
-from avvp.models import build
-from avvp.training.graphs import StepRunner, deterministic
-from avvp.training.train import Job, optimiser, train_epoch
+from avvp.training.graphs import deterministic
+from avvp.training.train import Job, Trainer, train_epoch
 
 FULL = {"train": 10000, "val": 649}   # avvp/data/synth.py SIZES["full"] (not imported: it needs pandas)
 SMOKE = {"train": 40, "val": 12}
-ROWS = ["HAN", "HAN + CM-Co", "MA* + Ours"]
+# Every kind of row: the recurrent baselines (LSTMs), HAN, CM-Co's head, MA's contrast, CM-S's doubled batch, both.
+ROWS = ["AVE", "AVSDN", "HAN", "HAN + CM-Co", "MA", "HAN + CM-S", "MA* + Ours"]
+COMPARE_STEPS = 20  # graphed vs eager step: weights after this many steps (smoke: 3)
 
 
 def random_data(n: int, device: str, seed: int) -> list[torch.Tensor]:
@@ -66,24 +69,20 @@ def train(name: str, mode: str, precision: str, device: str, sizes: dict, epochs
     Epochs are counted from the row's CM-S start epoch on (when it has one), so every timed epoch runs the
     doubled batch; HAN's phases do not change.
     """
-    row = variants.get(name)
-    job = Job.of(row, seed=0, epochs=epochs, precision=precision, device=device)
-    torch.manual_seed(0)
-    model = build(job.spec).to(device)
-    optim, sched = optimiser(job, model)
-    gen = torch.Generator().manual_seed(0)
+    job = Job.of(variants.get(name), seed=0, epochs=epochs, precision=precision, device=device,
+                 cuda_graphs=mode == "graph")
+    run = Trainer.of(job, mode=mode)
     train_split, val = random_split("train", sizes["train"], device, 0), random_split("val", sizes["val"], device, 1)
-    runner = StepRunner(model, optim, mode=mode, max_graphs=8, generators=[gen])
-    first = job.recipe["cms"].get("start_epoch", 1) - 1 if "cms" in job.losses else 0
+    first = first_epoch(job)
     secs, logs = [], []
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for epoch in range(first, first + epochs):
         sync(device)
         t0 = time.perf_counter()
-        log = train_epoch(model, optim, job, train_split, train_split.labels, train_split.labels, epoch, gen, runner)
-        sched.step()
-        scores = score_split(model, val, job.gating, device, precision)
+        log = train_epoch(run, job, train_split, train_split.labels, train_split.labels, epoch)
+        run.sched.step()
+        scores = score_split(run.model, val, job.gating, device, precision)
         sync(device)
         secs.append(time.perf_counter() - t0)
         assert np.isfinite(log["loss_bce"]) and "type_av" in scores["segment"]
@@ -93,6 +92,32 @@ def train(name: str, mode: str, precision: str, device: str, sizes: dict, epochs
     return {**out, "log": logs} if keep_log else out
 
 
+def first_epoch(job: Job) -> int:
+    """The first 0-based epoch timed: the row's CM-S start epoch when it has one (its doubled batch), else 0."""
+    return job.recipe["cms"].get("start_epoch", 1) - 1 if "cms" in job.losses else 0
+
+
+def graph_vs_eager(name: str, precision: str, device: str, steps: int) -> dict:
+    """The graphed step against the eager one from the same seed over `steps` full batches of random videos:
+    max |weight difference| after them and max |loss difference|. Dropout is off in both (on a GPU a graph
+    draws its dropout masks in another order than eager steps); on CPU the graph-shaped path must give 0."""
+    out = {}
+    for mode in ("eager", "graph"):
+        job = Job.of(variants.get(name), seed=0, epochs=1, precision=precision, device=device,
+                     cuda_graphs=mode == "graph")
+        run = Trainer.of(job, mode=mode)
+        for m in run.model.modules():
+            if isinstance(m, (torch.nn.Dropout, torch.nn.MultiheadAttention)):
+                m.p = m.dropout = 0.0
+        data = random_split("train", steps * job.recipe["batch"], device, 0)
+        log = train_epoch(run, job, data, data.labels, data.labels, first_epoch(job))
+        out[mode] = ({k: x for k, x in log.items() if k.startswith("loss_")},
+                     [p.detach().float().clone() for p in run.model.parameters()])
+    (loss_e, w_e), (loss_g, w_g) = out["eager"], out["graph"]
+    return {"weights": max((a - b).abs().max().item() for a, b in zip(w_e, w_g)),
+            "losses": max(abs(loss_e[k] - loss_g[k]) for k in loss_e)}
+
+
 def throughput(k: int, device: str, smoke: bool, epochs: int, mode: str, precision: str) -> dict:
     """K workers training HAN at once on one GPU: runs per hour and peak memory per job.
 
@@ -100,11 +125,13 @@ def throughput(k: int, device: str, smoke: bool, epochs: int, mode: str, precisi
     """
     cmd = [sys.executable, __file__, "--worker", "--device", device, "--epochs", str(epochs), "--mode", mode,
            "--precision", precision] + (["--smoke"] if smoke else [])
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(k)]
-    results = [p.communicate()[0].strip().splitlines() for p in procs]
-    if any(p.returncode for p in procs):
-        raise SystemExit(f"a throughput worker failed (K={k})")
-    results = [json.loads(lines[-1]) for lines in results]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(k)]
+    outputs = [p.communicate() for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        if p.returncode:  # an exception, not SystemExit: attempt() prints FAILED and the table goes on
+            last = (err.strip().splitlines() or ["no error output"])[-1]
+            raise RuntimeError(f"a throughput worker exited with {p.returncode} (K={k}): {last}")
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     run_seconds = max(r["seconds"][0] + 39 * steady(r["seconds"]) for r in results)
     return {"k": k, "run_seconds": run_seconds, "runs_per_hour": k * 3600 / run_seconds,
             "peak_mb": max(r["peak_mb"] or 0 for r in results) or None}
@@ -157,6 +184,17 @@ def epoch_rows(report: Report, device: str, sizes: dict, epochs: int) -> None:
                                f"{steady(r['seconds']):.3f} | {mb(r['peak_mb'])} |")
 
 
+def compare_rows(report: Report, device: str, steps: int) -> None:
+    report.add("", f"Graphed vs eager step, {steps} steps from one seed, dropout off:", "",
+               "| row | precision | steps | max abs weight diff | max abs loss diff |", "|---|---|---|---|---|")
+    for row in ROWS:
+        for precision in ("fp32", "bf16"):
+            r = attempt(report, f"{row} {precision} graph vs eager",
+                        lambda: graph_vs_eager(row, precision, device, steps))
+            if r is not None:
+                report.add(f"| {row} | {precision} | {steps} | {r['weights']:.3g} | {r['losses']:.3g} |")
+
+
 def determinism(report: Report, device: str, sizes: dict, epochs: int) -> None:
     """Same seed twice with deterministic kernels: identical losses and validation scores? And what the
     deterministic kernels cost (HAN, graph, bf16, s/epoch with them off)."""
@@ -186,6 +224,7 @@ def table(device: str, sizes: dict, epochs: int, smoke: bool) -> list[str]:
     if device == "cuda":
         deterministic()  # as `avvp train` runs on a GPU (avvp.training.train.fit)
     epoch_rows(report, device, sizes, epochs)
+    compare_rows(report, device, 3 if smoke else COMPARE_STEPS)
     report.add("")
     determinism(report, device, sizes, epochs)
     full_epochs = 2 if smoke else 40

@@ -11,6 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 import bench_gpu  # noqa: E402
+import torch  # noqa: E402
 
 from avvp.data.synth import SIZES  # noqa: E402
 
@@ -19,13 +20,53 @@ def test_full_sizes_are_the_full_presets():
     assert bench_gpu.FULL == {"train": SIZES["full"]["train"], "val": SIZES["full"]["val"]}
 
 
-def test_smoke_mode_prints_and_writes_every_section(tmp_path):
+# --- issue 15 defects 6 and 10 ---
+KINDS = ["AVE", "AVSDN", "HAN", "HAN + CM-Co", "MA", "HAN + CM-S", "MA* + Ours"]
+
+
+def test_the_benchmark_covers_every_kind_of_row():
+    assert set(KINDS) <= set(bench_gpu.ROWS)
+
+
+def test_smoke_runs_every_row_kind_in_both_precisions_and_steps(tmp_path):
+    """`--smoke` on CPU: every row kind x fp32/bf16 x eager/graph-shaped, the graph-shaped step against the eager
+    one (on CPU the same function: zero difference), every later section, written to $OUT/bench_gpu.md."""
     proc = subprocess.run([sys.executable, str(REPO / "bench/bench_gpu.py"), "--smoke", "--device", "cpu"],
-                          env={**os.environ, "OUT": str(tmp_path)}, capture_output=True, text=True, timeout=600)
+                          env={**os.environ, "OUT": str(tmp_path)}, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = (tmp_path / "bench_gpu.md").read_text()
+    lines = text.splitlines()
     assert "SMOKE" in text  # a smoke table can never pass for a measurement
-    rows = [line for line in text.splitlines() if line.startswith(("| HAN |", "| HAN + CM-Co |", "| MA* + Ours |"))]
-    assert len(rows) == 3 * 2 * 2  # rows x (eager, graph) x (fp32, bf16)
+    assert not [line for line in lines if "FAILED" in line]
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in lines if line.startswith("| ")]
+    for row in KINDS:
+        for precision in ("fp32", "bf16"):
+            steps = {c[1] for c in cells if c[0] == row and c[2] == precision and len(c) == 6}
+            assert steps == {"eager", "graph"}, (row, precision)
+            compared = [c for c in cells if c[:2] == [row, precision] and len(c) == 5]
+            assert len(compared) == 1 and compared[0][3:] == ["0", "0"], (row, precision, compared)
     assert "HAN, 2 epochs end to end" in text
-    assert [line.split("|")[1].strip() for line in text.splitlines()[-2:]] == ["1", "2"]  # K = 1, 2 workers
+    assert [line.split("|")[1].strip() for line in lines[-2:]] == ["1", "2"]  # K = 1, 2 workers
+
+
+def test_one_failed_configuration_leaves_the_others_and_the_final_table(tmp_path, monkeypatch):
+    """A failure (here: HAN + CM-Co in bf16, and every throughput worker, whose failure raised SystemExit) prints
+    FAILED with its error; every other line and the K-jobs table still come."""
+    real = bench_gpu.train
+
+    def train(name, mode, precision, *a, **kw):
+        if name == "HAN + CM-Co" and precision == "bf16":
+            raise RuntimeError("forced failure")
+        return real(name, mode, precision, *a, **kw)
+
+    monkeypatch.setattr(bench_gpu, "train", train)
+    monkeypatch.setattr(bench_gpu, "__file__", str(tmp_path / "no_such_worker.py"))
+    monkeypatch.setattr(bench_gpu, "ROWS", ["HAN", "HAN + CM-Co"])
+    monkeypatch.setenv("OUT", str(tmp_path))
+    torch.set_num_threads(1)
+    lines = bench_gpu.table("cpu", bench_gpu.SMOKE, 1, smoke=True)
+    failed = [line for line in lines if "FAILED" in line]
+    assert any("HAN + CM-Co" in line and "bf16" in line and "forced failure" in line for line in failed)
+    assert len([line for line in lines if line.startswith("| HAN + CM-Co | ") and "fp32" in line]) >= 2
+    assert any("K=1" in line for line in failed) and any("K=2" in line for line in failed)
+    assert (tmp_path / "bench_gpu.md").read_text().splitlines() == lines

@@ -140,3 +140,50 @@ def test_errors(results, tmp_path, capsys):
     with pytest.raises(AvvpError, match="videos differ"):
         figures.timeline(results, METHODS, 0, tmp_path / "t.png")
     assert not (tmp_path / "t.png").exists()
+
+
+# --------------------------------------------------------------------------------------------- curves
+
+def _curve_run(root: Path, slug: str, seed: int, log: dict, selected: int, selected_by="val segment type_av") -> Path:
+    run = root / "runs" / slug / f"seed{seed}"
+    run.mkdir(parents=True)
+    import pandas as pd
+
+    pd.DataFrame(log).to_csv(run / "log.csv", index=False)
+    (run / "done.json").write_text(json.dumps({"selected_epoch": selected, "selected_by": selected_by}))
+    return run
+
+
+def test_curves_mean_over_the_seeds_that_reached_each_epoch(tmp_path):
+    from avvp.reporting import curves
+
+    nan = float("nan")
+    a = _curve_run(tmp_path, "han", 0, {"epoch": [1, 2, 3], "loss_bce": [3.0, 2.0, 1.0], "loss_cms": [nan, nan, 0.5],
+                                        "val_segment_type_av": [10.0, 20.0, 15.0]}, selected=2)
+    b = _curve_run(tmp_path, "han", 1, {"epoch": [1, 2], "loss_bce": [2.0, 1.0],
+                                        "val_segment_type_av": [20.0, 30.0]}, selected=2)   # stopped early
+    cs = [curves.curve(a), curves.curve(b)]
+    assert cs[0].loss.tolist() == [3.0, 2.0, 1.5]                     # the sum of the terms in force
+    epochs, mean = curves.mean_curve(cs, "metric")
+    assert epochs.tolist() == [1, 2, 3] and mean.tolist() == [15.0, 25.0, 15.0]
+    assert curves.cell_title("HAN", cs) == "HAN\nselected 2, 2 of 3 (1/2 at the last)"
+    assert curves.metric_column("val segment type_av") == "val_segment_type_av"
+    assert curves.metric_column("last epoch") is None
+    assert curves.metric_label("test_event_type_av") == "test Type@AV Event"
+    last = _curve_run(tmp_path, "ma", 0, {"epoch": [1, 2], "loss_bce": [1.0, 0.5]}, selected=2, selected_by="last epoch")
+    out = tmp_path / "figures" / "curves_t.png"
+    curves.draw([("HAN", [a, b]), ("MA", [last])] + [(f"row {i}", [a]) for i in range(11)], out, "Table 2")
+    _is_png(out)
+
+
+def test_curves_errors_name_the_file(tmp_path):
+    from avvp.reporting import curves
+
+    run = _curve_run(tmp_path, "han", 0, {"epoch": [1], "loss_bce": [1.0]}, selected=1)
+    with pytest.raises(AvvpError, match="han/seed0/log.csv: no column 'val_segment_type_av'"):
+        curves.curve(run)
+    (run / "log.csv").unlink()
+    with pytest.raises(AvvpError, match=r"han/seed0/log.csv: missing \(train it with: avvp train"):
+        curves.curve(run)
+    with pytest.raises(AvvpError, match="seed1/done.json: missing"):
+        curves.curve(tmp_path / "runs" / "han" / "seed1")

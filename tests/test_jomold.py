@@ -347,6 +347,51 @@ def test_epoch_ratios_follow_the_recipes_warm_up():
     assert epoch_ratios(released, None, 300, 0) is None
 
 
+
+# --- stage 3 under main's graphed step: the batch's index is the step's only input ---------------------
+def fit_denoising(packed, out, row_name, ratios, runner=None, monkeypatch=None, n=50, epochs=3):
+    """fit `row_name` on the first `n` training videos with `ratios` (2, C), batch 16 (a partial last batch of
+    2), the ramp warm-up over 2 epochs (so the ratios change from batch to batch and epoch to epoch); `runner`
+    (a StepRunner test double) replaces the runner fit builds, graphs on."""
+    from avvp import variants
+    from avvp.data import dataset
+    from avvp.training import train as train_module
+
+    row = variants.get(row_name)
+    row = dataclasses.replace(row, recipe={**row.recipe, "batch": 16, "warmup": "ramp", "warmup_epochs": 2})
+    job = train_module.Job.of(row, seed=3, epochs=epochs, cuda_graphs=runner is not None)
+    if runner is not None:
+        monkeypatch.setattr(train_module, "StepRunner", runner)
+    full = dataset.load_split(packed, "train")
+    part = dataset.Split(name="train", filenames=full.filenames[:n], audio=full.audio[:n], visual=full.visual[:n],
+                         motion=full.motion[:n], labels=full.labels[:n])
+    return train_module.fit(job, part, part.labels, part.labels, dataset.load_split(packed, "val"), out, quiet=True,
+                            ratios=ratios)
+
+
+@pytest.mark.parametrize("row_name", ["JoMoLD", "CMPAE"])
+@pytest.mark.parametrize("replayed", ["Replaying", "ReplayingSilently"])
+def test_replayed_steps_read_each_batchs_ratios_and_parity_inside_the_step(packed_tiny, tmp_path, monkeypatch,
+                                                                            row_name, replayed):
+    """Main's design (issue 15 defect 9): a graph replays the step first seen per (phase, batch shape), its only
+    input the batch's videos' index. The ratios in force (the epoch's schedule, refilled each epoch) and the
+    step's index (JML's parity) are read inside the step: replays give the eager run's losses and weights."""
+    import test_train
+
+    torch.set_num_threads(1)
+    ratios = torch.full((2, 25), 0.5, dtype=torch.float64)
+    m_eager, eager = fit_denoising(packed_tiny, tmp_path / "eager", row_name, ratios)
+    _, none = fit_denoising(packed_tiny, tmp_path / "none", row_name, torch.zeros(2, 25, dtype=torch.float64))
+    test_train.Replaying.calls = []
+    m_rep, rep = fit_denoising(packed_tiny, tmp_path / "replayed", row_name, ratios,
+                               getattr(test_train, replayed), monkeypatch)
+    assert test_train.without_times(rep.log) == test_train.without_times(eager.log)
+    assert all(torch.equal(a, b) for a, b in zip(m_rep.state_dict().values(), m_eager.state_dict().values()))
+    assert {tuple(c) for c in test_train.Replaying.calls} == {((torch.int64, (16,)),), ((torch.int64, (2,)),)}
+    # the ratios do act (epoch 1 of the ramp already removes labels): a run without them trains otherwise
+    assert test_train.without_times(none.log) != test_train.without_times(eager.log)
+
+
 # --- the three stages end to end, resume, bad input -----------------------------------------------------
 def cli(*args):
     from avvp.cli import main

@@ -17,7 +17,7 @@ ALL_KEYS = [(level, key) for level in ("segment", "event")
 
 
 # ---------------------------------------------------------------------------------------------------
-# A REFERENCE implementation, one video at a time, written from SPEC section 2 with plain Python loops.
+# A REFERENCE implementation, one video at a time, written from docs/protocol.md#metrics with plain Python loops.
 # ---------------------------------------------------------------------------------------------------
 
 def ref_events(row):

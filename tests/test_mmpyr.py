@@ -208,8 +208,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(packed_tiny, tmp_path,
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     epoch_of = train_module.train_epoch
 
-    def dies_in_epoch_2(*args, **kwargs):           # train_epoch(model, optim, job, train, y_a, y_v, epoch, ...)
-        if args[6] == 1:
+    def dies_in_epoch_2(*args, **kwargs):           # train_epoch(run, job, train, y_a, y_v, epoch, ...)
+        if args[5] == 1:
             raise Killed
         return epoch_of(*args, **kwargs)
 

@@ -15,7 +15,7 @@ from conftest import write_llp
 
 from avvp import cli
 from avvp.constants import CLASS_INDEX, DENSE_CSV, FEATURES, WEAK_CSV
-from avvp.data import dataset
+from avvp.data import dataset, synth
 from avvp.data.llp import TRAIN_TRUTH_CSV
 from avvp.errors import AvvpError
 
@@ -25,14 +25,22 @@ SPLIT_FILES = {"filenames.npy", "labels.npy", "audio.npy", "visual.npy", "frames
 def test_packed_layout_and_manifest(packed_tiny):
     m = json.loads((packed_tiny / "manifest.json").read_text())
     data = packed_tiny.parent / "llp"
-    assert m["format"] == 1 and m["frames"] is True and m["annotation_version"] == "synthetic"
+    assert m["format"] == 2 and m["frames"] is True and m["annotation_version"] == "synthetic"
     assert m["splits"] == {"train": 64, "val": 24, "test": 24}
     names = [*WEAK_CSV.values(), *DENSE_CSV.values(), TRAIN_TRUTH_CSV]
     assert m["hashes"] == {n: hashlib.sha256((data / n).read_bytes()).hexdigest() for n in sorted(names)}
     assert m["synthetic"] == json.loads((data / "synth_manifest.json").read_text())
-    assert m["source"]["data"] == str(data.resolve())
+    assert m["generator_version"] == m["synthetic"]["generator_version"] == synth.GENERATOR_VERSION
+    # A feature folder's hash, by hand: sha256 of "name NUL sha256(file) LF" over its files, names sorted.
+    for kind, (folder, _) in FEATURES.items():
+        files = sorted((data / "feats" / folder).iterdir())
+        text = "".join(f"{p.name}\0{hashlib.sha256(p.read_bytes()).hexdigest()}\n" for p in files)
+        assert m["feature_hashes"][kind] == hashlib.sha256(text.encode()).hexdigest(), kind
+    assert "source" not in m and str(data) not in (packed_tiny / "manifest.json").read_text()
+    assert json.loads((packed_tiny / "source.json").read_text())["data"] == str(data.resolve())
     for kind, q in m["quirks"].items():
         assert q["count"] >= len(q["examples"]) > 0, kind
+    assert {p.name for p in packed_tiny.iterdir()} == {"manifest.json", "source.json", "train", "val", "test"}
     assert {p.name for p in (packed_tiny / "train").iterdir()} == SPLIT_FILES | {"true_audio.npy", "true_visual.npy"}
     for split in ("val", "test"):
         assert {p.name for p in (packed_tiny / split).iterdir()} == SPLIT_FILES | {"gt_audio.npy", "gt_visual.npy"}
@@ -164,3 +172,31 @@ def test_loaded_split_equals_the_packed_arrays(packed_tiny):
     np.testing.assert_array_equal(split.gt_audio, np.load(packed_tiny / "val" / "gt_audio.npy"))
     assert split.filenames == [str(f) for f in np.load(packed_tiny / "val" / "filenames.npy")]
     assert split.true_audio is None and dataset.load_split(packed_tiny, "train").true_audio is not None
+
+
+def test_manifest_names_the_data_not_its_place(packed_tiny, tmp_path):
+    """The same data packed from elsewhere, into elsewhere, gives the same manifest bytes (the runs' data hash)."""
+    moved = tmp_path / "somewhere" / "else"
+    shutil.copytree(packed_tiny.parent / "llp", moved)
+    out = tmp_path / "other_packed"
+    assert cli.main(["pack", "--data", str(moved), "--out", str(out), "--no-frames"]) == 0
+    a = json.loads((packed_tiny / "manifest.json").read_text())
+    b = json.loads((out / "manifest.json").read_text())
+    assert a["frames"] and not b["frames"]
+    b["frames"] = True
+    assert b == a
+    assert json.loads((out / "source.json").read_text())["data"] == str(moved.resolve())
+
+
+def test_a_changed_feature_file_changes_the_feature_hash(packed_tiny, tmp_path):
+    data = tmp_path / "llp"
+    shutil.copytree(packed_tiny.parent / "llp", data)
+    f = next(iter(sorted((data / "feats" / "vggish").iterdir())))
+    x = np.load(f)
+    x[0, 0] += 1
+    np.save(f, x)
+    out = tmp_path / "p"
+    assert cli.main(["pack", "--data", str(data), "--out", str(out), "--no-frames"]) == 0
+    a = json.loads((packed_tiny / "manifest.json").read_text())["feature_hashes"]
+    b = json.loads((out / "manifest.json").read_text())["feature_hashes"]
+    assert b["audio"] != a["audio"] and b["visual"] == a["visual"] and b["motion"] == a["motion"]

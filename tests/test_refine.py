@@ -1,4 +1,4 @@
-"""MA's label refinement (SPEC 4, step 2) on a hand-made case whose answer is known."""
+"""MA's label refinement (docs/protocol.md#ma-step-2) on a hand-made case whose answer is known."""
 
 import numpy as np
 import torch

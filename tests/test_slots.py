@@ -109,3 +109,58 @@ def test_bad_settings_are_one_line_errors(env):
         slots.claim({**env, "AVVP_GPU_SLOTS": "two", "AVVP_GPUS": "0"})
     with pytest.raises(AvvpError, match="AVVP_GPU_WAIT='soon'"):
         slots.claim({**env, "AVVP_GPU_WAIT": "soon", "AVVP_GPUS": "0"})
+
+
+# --- issue 15 defect 4: SLURM allocations of several GPUs, GPU numbering, an empty CUDA_VISIBLE_DEVICES, a private /tmp
+def fake_nvidia_smi(tmp_path, indices=("0", "1")) -> dict:
+    """PATH with an `nvidia-smi` that lists `indices` (what a 2-GPU machine's would print)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text("#!/bin/sh\n" + "".join(f"echo {i}\n" for i in indices))
+    smi.chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_a_slurm_allocation_of_several_gpus_is_claimed_over(env):
+    """`salloc --gpus=4`, then the local profiles/gpu run: SLURM set CUDA_VISIBLE_DEVICES to all four, so the
+    jobs must spread over them rather than all run on GPU 0."""
+    env = {**env, "SLURM_JOB_ID": "123", "CUDA_VISIBLE_DEVICES": "0,1,2,3", "AVVP_GPU_SLOTS": "1"}
+    procs, claims = zip(*(start_job(env) for _ in range(4)))
+    try:
+        assert all(claims), [p.stderr.read() for p in procs]
+        assert sorted(c["gpu"] for c in claims) == ["0", "1", "2", "3"]
+        assert {c["source"] for c in claims} == {"slot"}
+    finally:
+        stop(*procs)
+
+
+def test_an_empty_cuda_visible_devices_means_no_gpu(env, tmp_path, monkeypatch):
+    """CUDA_VISIBLE_DEVICES="" hides every GPU (CUDA sees none); it does not mean "unset, use nvidia-smi's"."""
+    monkeypatch.setenv("PATH", fake_nvidia_smi(tmp_path)["PATH"])
+    with pytest.raises(AvvpError, match="CUDA_VISIBLE_DEVICES is set but empty"):
+        slots.claim(env)  # no AVVP_GPUS
+
+
+def test_nvidia_smis_numbering_is_the_one_cuda_sees(env, tmp_path):
+    """nvidia-smi numbers GPUs by PCI bus, CUDA by default fastest first: a claimed index must mean one GPU."""
+    job = ("import json, os, sys; from avvp.training import slots; c = slots.claim(); "
+           "print(json.dumps([c.gpu, os.environ.get('CUDA_DEVICE_ORDER')]), flush=True)")
+    clean = {k: v for k, v in os.environ.items() if k not in ("AVVP_GPUS", "CUDA_VISIBLE_DEVICES",
+                                                               "CUDA_DEVICE_ORDER")}
+    env = {**clean, **{k: v for k, v in env.items() if k != "CUDA_VISIBLE_DEVICES"}, **fake_nvidia_smi(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", job], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == ["0", "PCI_BUS_ID"]
+
+
+def test_the_default_lock_folder_is_not_a_jobs_private_tmp(monkeypatch, tmp_path):
+    """SLURM (and containers) give each job its own TMPDIR or /tmp: locks there hide the jobs from each other."""
+    import tempfile
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "job123"))
+    (tmp_path / "job123").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    env = {k: v for k, v in os.environ.items() if k != "AVVP_GPU_LOCKDIR"}
+    folder = slots.lock_folder(env)
+    assert not str(folder).startswith(str(tmp_path)) and not str(folder).startswith("/tmp/")

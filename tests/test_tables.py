@@ -338,3 +338,56 @@ def test_paired_p_rules():
     assert tables.paired_ps(np.array([[1.0]]), np.array([[0.0]])) == [None]
     assert tables.paired_ps(np.array([[2.0], [3.0]]), np.array([[1.0], [2.0]])) == [None]
     assert tables.mark(0.004) == "‡" and tables.mark(0.03) == "†" and tables.mark(0.2) == "" and tables.mark(None) == ""
+
+
+# ------------------------------------------------------------------------------------------ environment
+
+ENV = {"python": "3.11.7", "torch": "2.13.0+cpu", "cuda": None, "cudnn": None, "device_name": "Some CPU (2 cores)",
+       "cpu_capability": "AVX512", "torch_threads": 1, "deterministic": False}
+
+
+def _set_environment(results: Path, env: dict | None, pattern: str = "runs/*/seed*/run.json") -> None:
+    for path in results.glob(pattern):
+        info = json.loads(path.read_text())
+        info["environment"] = env
+        path.write_text(json.dumps(info))
+
+
+def test_header_names_the_environment_and_warns_when_a_comparison_mixes_two(tmp_path):
+    tree = _fake_tree(tmp_path)
+    _set_environment(tree["results"], ENV)
+    text, _ = _cli(tree, tmp_path)
+    assert ("- Environment: python 3.11.7, torch 2.13.0+cpu, CUDA none, cuDNN none, Some CPU (2 cores), "
+            "CPU kernels AVX512, 1 torch thread(s), deterministic kernels off (all runs)") in text.splitlines()
+    assert "WARNING" not in text
+    # One seed of HAN + CM-S on another PyTorch: its comparison with HAN mixes two environments.
+    _set_environment(tree["results"], {**ENV, "torch": "2.5.1+cu121"}, "runs/han_cm_s/seed1/run.json")
+    text, _ = _cli(tree, tmp_path, "--html", str(tmp_path / "out" / "table2.html"))
+    lines = text.splitlines()
+    assert "- Environments: 2 different ones among the runs" in lines
+    e2 = next(line for line in lines if line.startswith("  - E2: "))
+    assert "torch 2.5.1+cu121" in e2 and e2.endswith(": HAN + CM-S (1/3 runs)")
+    warnings = [line for line in lines if "WARNING" in line]
+    assert warnings == ["- WARNING: HAN + CM-S vs HAN: their runs were trained in 2 different environments "
+                        "(torch 2.13.0+cpu / 2.5.1+cu121); the difference mixes the method with the environment"]
+    page = (tmp_path / "out" / "table2.html").read_text()
+    assert '<table class="dataframe avvp">' in page and "<td>HAN + CM-S</td>" in page
+    assert '<li class="warning">WARNING: HAN + CM-S vs HAN' in page
+
+
+def test_the_same_cpu_with_other_kernels_is_another_environment(tmp_path):
+    # fp32 numbers differ between an AVX2 and an AVX512 machine (same code, same data): a comparison across them
+    # says so, even when the CPUs' names agree.
+    tree = _fake_tree(tmp_path)
+    _set_environment(tree["results"], ENV)
+    _set_environment(tree["results"], {**ENV, "cpu_capability": "AVX2"}, "runs/han_cm_s/seed1/run.json")
+    text, _ = _cli(tree, tmp_path)
+    assert [line for line in text.splitlines() if "WARNING" in line] == [
+        "- WARNING: HAN + CM-S vs HAN: their runs were trained in 2 different environments "
+        "(CPU kernels AVX2 / AVX512); the difference mixes the method with the environment"]
+
+
+def test_runs_without_a_recorded_environment_say_so(tmp_path):
+    tree = _fake_tree(tmp_path)
+    text, _ = _cli(tree, tmp_path)
+    assert f"- Environment: {tables.NO_ENV} (all runs)" in text.splitlines()

@@ -130,7 +130,7 @@ def test_evaluate_writes_score_schema_and_predictions(packed_tiny, tmp_path, cap
     assert z["audio"].shape == (n, 25, 10) and set(np.unique(z["audio"])) <= {0, 1}
     assert z["pooled_audio"].shape == (n, 512) and z["frame_prob"].shape == (n, 10, 2, 25)
     # the same predictions scored by `avvp score` give the same numbers
-    ann = Path(json.loads((Path(packed_tiny) / "manifest.json").read_text())["source"]["data"])
+    ann = Path(json.loads((Path(packed_tiny) / "source.json").read_text())["data"])
     out = tmp_path / "score.json"
     assert main(["score", "--annotations", str(ann), "--split", "test",
                  "--predictions", str(run / "test" / "predictions.npz"), "--out", str(out)]) == 0
@@ -213,7 +213,8 @@ def test_ma_recipe_targets_and_global_target_after_an_audio_removal():
     for epoch in (0, 5, 11):
         t_a, t_v, t_g = targets(MA_RECIPE, y, y_a, y_v, epoch)
         assert torch.equal(t_a, y_a)
-        # SPEC 4: removed visual labels 0 (classes 0, 2), kept 0.95 (class 1), negatives 0.05 (class 3).
+        # Removed visual labels 0 (classes 0, 2), kept 0.95 (class 1), negatives 0.05 (class 3):
+        # docs/protocol.md#ma-step-3.
         torch.testing.assert_close(t_v, torch.tensor([[0.0, 0.95, 0.0, 0.05]]))
         # One array in MA's code: the audio removals (1, 2) leave the global target; the visual-only removal (0)
         # does not. Class 1 is still a visual label, yet gone from the global target.
@@ -248,7 +249,8 @@ def test_tie_keeps_the_first_epoch_by_default_and_the_later_one_released():
     val, released = SELECTION_RULES.get("val"), SELECTION_RULES.get("released")
     assert not val.improves(50.0, 50.0) and val.improves(50.1, 50.0)
     assert released.improves(50.0, 50.0) and not released.improves(49.9, 50.0)
-    # The released protocol early-stops on the TEST split (SPEC 5), by event-level Type@AV, patience 10.
+    # The released protocol early-stops on the TEST split, by event-level Type@AV, patience 10
+    # (docs/protocol.md#released-protocol).
     assert (released.split, str(released.metric), released.patience) == ("test", "event type_av", 10)
     assert (val.split, str(val.metric), val.patience) == ("val", "segment type_av", None)
     assert SELECTION_RULES.get("last").split is None
@@ -335,6 +337,17 @@ from avvp.data import dataset  # noqa: E402
 from avvp.training.graphs import StepRunner  # noqa: E402
 
 
+def fit_part(packed, out, row_name, graphs, n=50, epochs=3, **recipe):
+    """fit `row_name` on the first `n` training videos (batch 16: a partial last batch of 2), `recipe` overrides."""
+    row = variants.get(row_name)
+    row = dataclasses.replace(row, recipe={**row.recipe, "batch": 16, **recipe})
+    job = Job.of(row, seed=5, epochs=epochs, cuda_graphs=graphs)
+    full = dataset.load_split(packed, "train")
+    part = dataset.Split(name="train", filenames=full.filenames[:n], audio=full.audio[:n], visual=full.visual[:n],
+                         motion=full.motion[:n], labels=full.labels[:n])
+    return fit(job, part, part.labels, part.labels, dataset.load_split(packed, "val"), out, quiet=True)
+
+
 def fit_tiny(packed, out, row_name, graphs, monkeypatch, n=50, epochs=3, **recipe):
     """fit on the first `n` training videos (batch 16: a partial last batch of 2) with `recipe` overrides;
     returns the model, the state and the step runners fit built."""
@@ -346,13 +359,7 @@ def fit_tiny(packed, out, row_name, graphs, monkeypatch, n=50, epochs=3, **recip
             runners.append(self)
 
     monkeypatch.setattr(train_module, "StepRunner", Recording)
-    row = variants.get(row_name)
-    row = dataclasses.replace(row, recipe={**row.recipe, "batch": 16, **recipe})
-    job = Job.of(row, seed=5, epochs=epochs, cuda_graphs=graphs)
-    full = dataset.load_split(packed, "train")
-    part = dataset.Split(name="train", filenames=full.filenames[:n], audio=full.audio[:n], visual=full.visual[:n],
-                         motion=full.motion[:n], labels=full.labels[:n])
-    model, state = fit(job, part, part.labels, part.labels, dataset.load_split(packed, "val"), out, quiet=True)
+    model, state = fit_part(packed, out, row_name, graphs, n, epochs, **recipe)
     return model, state, runners
 
 
@@ -397,3 +404,132 @@ def test_killed_graph_shaped_run_resumes_to_the_eager_result(packed_tiny, tmp_pa
     assert json.loads((cut / "run.json").read_text())["cuda_graphs"] is True
     wa, wb = torch.load(tmp_path / "whole" / "best.pt"), torch.load(cut / "best.pt")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+# --- issue 15: the GPU path's defects, each shown on CPU ---
+from avvp.models import build  # noqa: E402
+from avvp.training.graphs import deterministic  # noqa: E402
+
+# Every kind of row: both recurrent baselines, HAN, CM-Co's head, MA's contrast, CM-S's doubled batch, both together.
+ROW_KINDS = ["AVE", "AVSDN", "HAN", "HAN + CM-Co", "MA", "HAN + CM-S", "MA* + Ours"]
+
+
+class Replaying(StepRunner):
+    """A test double of CUDA graphs on CPU: per (key, batch shapes) the step first seen is kept with static input
+    buffers; every call copies the batch into them and runs the KEPT step (a replay re-runs the captured kernels,
+    closures and all), writing its terms into the same output tensors each time, as graph.replay() does."""
+
+    returns_terms = True
+    calls: list = []
+
+    def __init__(self, model, optim, mode="graph", **kw):
+        super().__init__(model, optim, mode="static", **kw)
+        self.kept: dict = {}
+
+    def __call__(self, step, batch, key=()):
+        Replaying.calls.append([(t.dtype, tuple(t.shape)) for t in batch])
+        full = (key, tuple(tuple(t.shape) for t in batch))
+        kept_step, static, outputs = self.kept.setdefault(full, [step, [t.clone() for t in batch], None])
+        with torch.no_grad():
+            for buf, t in zip(static, batch):
+                buf.copy_(t)
+        terms = kept_step(static)
+        with torch.no_grad():
+            if outputs is None:
+                outputs = self.kept[full][2] = {k: v.clone() for k, v in terms.items()}
+            for k, v in terms.items():
+                outputs[k].copy_(v)
+        return outputs if self.returns_terms else {}
+
+
+class ReplayingSilently(Replaying):
+    """A graph whose caller reads nothing it returns: the loss sums must be accumulated inside the step."""
+    returns_terms = False
+
+
+@pytest.mark.parametrize("runner", [Replaying, ReplayingSilently])
+def test_logged_losses_survive_replays_that_overwrite_the_graphs_outputs(packed_tiny, tmp_path, monkeypatch, runner):
+    """Issue 15 defect 2: the loss sums aliased a graph's static outputs, so each epoch's logged loss replaced step
+    1 with step 2. Defect 9: the batch's index is the graph's only per-step input and the sums are accumulated
+    inside the step (ReplayingSilently returns nothing)."""
+    torch.set_num_threads(1)
+    cms = {"cms": {"weight": 0.85, "tau": 1.0, "start_epoch": 2}}
+    _, eager = fit_part(packed_tiny, tmp_path / "eager", "HAN + CM-S", False, **cms)
+    monkeypatch.setattr(train_module, "StepRunner", runner)
+    Replaying.calls = []
+    _, replayed = fit_part(packed_tiny, tmp_path / "replayed", "HAN + CM-S", True, **cms)
+    assert without_times(replayed.log) == without_times(eager.log)  # log.csv, progress line and done.json
+    assert all("loss_bce" in row for row in replayed.log) and "loss_cms" in replayed.log[-1]
+    assert {tuple(c) for c in Replaying.calls} == {((torch.int64, (16,)),), ((torch.int64, (2,)),)}
+
+
+def head_biases(model) -> list:
+    """The parameters whose value sets the frame heads' logits (HAN's classifier, CM-Co's per-class MLPs)."""
+    return [p for name, p in model.named_parameters() if name.endswith((".fc_prob.bias", ".out_a.bias", ".out_v.bias"))]
+
+
+@pytest.mark.parametrize("row_name", ["HAN", "HAN + CM-Co", "HAN + A Only"])
+def test_bf16_keeps_the_gradient_of_a_confidently_wrong_prediction(row_name):
+    """Issue 15 defect 3: a bf16 sigmoid rounds p > 1 - 2^-9 (logits above ~6.2) to 1.0, the clamped BCE then has
+    no gradient where fp32 has one. Every segment's logit is set to 7, every label to 0."""
+    grads = {}
+    for precision in ("fp32", "bf16"):
+        job = Job.of(variants.get(row_name), seed=0, precision=precision)
+        torch.manual_seed(0)
+        model = build(job.spec)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.rsplit(".", 2)[-2] in ("fc_prob", "out_a", "out_v"):
+                    p.fill_(7.0 if name.endswith("bias") else 0.0)
+        batch = hand_batch(n=4)
+        batch = Batch(batch.audio, batch.visual, batch.motion, *(torch.zeros_like(batch.y),) * 3)
+        loss, _ = batch_loss(model, job, batch, epoch=5, gen=torch.Generator().manual_seed(0))
+        loss.backward()
+        grads[precision] = torch.cat([p.grad.flatten() for p in head_biases(model)])
+    assert grads["fp32"].abs().min() > 0.01
+    # bf16's own rounding (features, attention) moves each class's gradient a little; none is lost.
+    assert (grads["bf16"].sign() == grads["fp32"].sign()).all()
+    assert ((grads["bf16"] - grads["fp32"]).norm() / grads["fp32"].norm()).item() < 0.1
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("row_name", ROW_KINDS)
+def test_every_row_kinds_step_runs_under_strict_deterministic_mode(row_name, precision):
+    """Issue 15 defect 5: strict mode raises on an op without a deterministic kernel (on CPU; the CUDA kernels'
+    choice is bench/bench_gpu.py's same-seed-twice check)."""
+    job = Job.of(variants.get(row_name), seed=0, precision=precision)
+    torch.manual_seed(0)
+    model = build(job.spec)
+    optim, _ = train_module.optimiser(job, model)
+    epoch = job.recipe["cms"]["start_epoch"] - 1 if "cms" in job.losses else 0
+    try:
+        deterministic(True)
+        loss, terms = batch_loss(model, job, hand_batch(n=4), epoch, torch.Generator().manual_seed(0))
+        loss.backward()
+        optim.step()
+    finally:
+        deterministic(False)
+    assert set(terms) == {"bce", *job.losses} and torch.isfinite(loss)
+
+
+def test_evaluation_chunks_keep_cmco_attention_under_the_grid_limit():
+    """Issue 15 defect 7: 4,096 videos per forward give CM-Co's attention 4,096 x 10 x 2 = 81,920 batch entries,
+    above the 65,535 where flash attention fails (pytorch issue #146704)."""
+    from avvp.evaluation.evaluate import chunk_size
+
+    seen = []
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda m, args: seen.append(args[0].shape[0]) if isinstance(m, torch.nn.MultiheadAttention) else None)
+    try:
+        for name in ("HAN", "HAN + CM-Co", "HAN + A Only", "AVE"):
+            model = build(variants.get(name).model).eval()
+            seen.clear()
+            one = hand_batch(n=1)
+            with torch.no_grad():
+                model(one.audio, one.visual, one.motion)
+            per_video = max(seen, default=0)
+            assert chunk_size(model, "cuda") * per_video <= 65_535, name
+            assert chunk_size(model, "cpu") == 512  # CPU numbers stay as they were
+        assert chunk_size(build(variants.get("HAN").model), "cuda") == 4096
+    finally:
+        hook.remove()

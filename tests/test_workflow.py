@@ -150,7 +150,8 @@ def test_default_config_plans_three_seeds_of_every_row(wf):
 
 
 def test_released_protocol_trains_seed_zero_only(wf):
-    # SPEC 5: the released code fixes every seed to 0, so more seeds would only repeat the same run.
+    # The released code fixes every seed to 0, so more seeds would only repeat the same run
+    # (docs/protocol.md#released-protocol).
     assert planned(wf, "results/table2.md", config=["protocol=released"]) == expected("results/table2.md", seeds=1)
 
 
@@ -267,7 +268,7 @@ def test_schema_fills_defaults_and_accepts_the_shipped_config():
                        "variants_files": ["config/variants.yaml"], "tables_files": ["config/tables.yaml"],
                        "device": "cpu",
                        "precision": "fp32", "protocol": "default", "thresholds": "tuned", "threads": 1,
-                       "gpu_slots": 1, "cuda_graphs": True,
+                       "gpu_slots": 1, "cuda_graphs": True, "tracking": "none",
                        "slurm": {"partition": None, "account": None, "gpus_per_job": 1}}
 
 

@@ -1,4 +1,4 @@
-"""Reader and validator of the LLP dataset in its official on-disk layout (SPEC section 1).
+"""Reader and validator of the LLP dataset in its official on-disk layout (docs/protocol.md#llp-data).
 
 Layout of a root folder (every path can be overridden)::
 

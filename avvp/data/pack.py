@@ -6,7 +6,7 @@ into place only when everything is valid and written: a bad input leaves nothing
 array is known from the shapes: it is checked against the free space first, then reserved (posix_fallocate)
 for all arrays before the first video is read, so a full disk is one line at once, never a SIGBUS of the maps.
 
-    P/manifest.json
+    P/manifest.json  (what the data is: hashes, versions, counts; no paths)   P/source.json  (where it was read)
     P/<split>/filenames.npy labels.npy audio.npy visual.npy [frames.npy] motion.npy
     P/val|test/gt_audio.npy gt_visual.npy          P/train/true_audio.npy true_visual.npy (synthetic)
 """
@@ -22,11 +22,13 @@ from tqdm import tqdm
 
 from avvp import io
 from avvp.constants import FEATURES, FRAMES_PER_SEGMENT, NUM_SEGMENTS, SPLITS
-from avvp.data.llp import LLPAnnotations, LLPPaths, load_feature, read_annotations
+from avvp.data import pins
+from avvp.data.llp import LLPAnnotations, LLPPaths, load_feature, read_annotations, video_id
 from avvp.errors import AvvpError
 from avvp.paths import manifest_json
 
-FORMAT = 1
+FORMAT = 2           # 2: the source paths moved to source.json; generator version and feature hashes added
+SOURCE_JSON = "source.json"
 BLOCK = 256          # videos between two re-openings of the output maps
 
 
@@ -126,16 +128,27 @@ def pack_split(split: str, ann, paths: LLPPaths, out: Path, arrays: dict[str, St
         np.save(out / "gt_visual.npy", ann.gt_visual)
 
 
-def manifest(paths: LLPPaths, ann: LLPAnnotations, frames: bool) -> dict:
+def feature_hashes(paths: LLPPaths, ann: LLPAnnotations) -> dict[str, str]:
+    """Per feature kind, `pins.folder_hash` over the files of the dataset's videos (what pack reads): for a
+    synthetic folder, which holds exactly those, the pinned hash of the folder."""
+    names = [n for split in ann.splits.values() for n in split.filenames]
+    out = {}
+    for kind, folder in paths.features.items():
+        files = {f"{video_id(n)}.npy": Path(folder) / f"{video_id(n)}.npy" for n in names}
+        out[kind] = pins.folder_hash({name: pins.file_sha256(p) for name, p in files.items()})
+    return out
+
+
+def manifest(ann: LLPAnnotations, frames: bool, features: dict[str, str]) -> dict:
+    """What the packed arrays were made from, and nothing about where: the same data packed anywhere gives the
+    same bytes, so its sha256 (the runs' `data` input hash, the tables' header) names the data alone."""
+    synthetic = ann.synthetic if isinstance(ann.synthetic, dict) else None
     return {
         "format": FORMAT,
-        "source": {"data": str(paths.root.resolve()),
-                   "weak": {s: str(p.resolve()) for s, p in paths.weak.items()},
-                   "eval_audio": str(paths.eval_audio.resolve()),
-                   "eval_visual": str(paths.eval_visual.resolve()),
-                   "features": {k: str(p.resolve()) for k, p in paths.features.items()}},
         "annotation_version": ann.version,
+        "generator_version": synthetic.get("generator_version") if synthetic else None,
         "hashes": ann.hashes,
+        "feature_hashes": features,
         "splits": {s: len(a.filenames) for s, a in ann.splits.items()},
         "frames": frames,
         "train_truth": ann.train_truth is not None,
@@ -144,13 +157,33 @@ def manifest(paths: LLPPaths, ann: LLPAnnotations, frames: bool) -> dict:
     }
 
 
+def manifest_text(m: dict) -> str:
+    return json.dumps(m, indent=2) + "\n"
+
+
+def manifest_of(paths: LLPPaths, frames: bool = True) -> dict:
+    """The manifest `pack` writes for `paths`, without packing (the pins record its sha256)."""
+    ann = read_annotations(paths)
+    return manifest(ann, frames, feature_hashes(paths, ann))
+
+
+def source(paths: LLPPaths) -> dict:
+    """Where the data was read (SOURCE_JSON, beside the manifest and outside its hash)."""
+    return {"data": str(paths.root.resolve()),
+            "weak": {s: str(p.resolve()) for s, p in paths.weak.items()},
+            "eval_audio": str(paths.eval_audio.resolve()),
+            "eval_visual": str(paths.eval_visual.resolve()),
+            "features": {k: str(Path(p).resolve()) for k, p in paths.features.items()}}
+
+
 def is_packed_layout(out: Path) -> bool:
     """Whether `out` holds only what `avvp pack` writes (its manifest, or the splits' arrays of a pack whose
     manifest.json Snakemake removed as the output of a job it saw killed), so it may be replaced."""
     if manifest_json(out).exists():
         return True
     entries = list(out.iterdir())
-    return all(e.name in SPLITS and e.is_dir() and all(f.suffix == ".npy" for f in e.iterdir()) for e in entries)
+    return all((e.name in SPLITS and e.is_dir() and all(f.suffix == ".npy" for f in e.iterdir()))
+               or (e.name == SOURCE_JSON and e.is_file()) for e in entries)
 
 
 def pack(paths: LLPPaths, out: Path, frames: bool = True) -> dict:
@@ -170,8 +203,9 @@ def pack(paths: LLPPaths, out: Path, frames: bool = True) -> dict:
         if ann.train_truth is not None:
             np.save(tmp / "train" / "true_audio.npy", ann.train_truth[0])
             np.save(tmp / "train" / "true_visual.npy", ann.train_truth[1])
-        m = manifest(paths, ann, frames)
-        manifest_json(tmp).write_text(json.dumps(m, indent=2) + "\n")
+        m = manifest(ann, frames, feature_hashes(paths, ann))
+        (tmp / SOURCE_JSON).write_text(json.dumps(source(paths), indent=2) + "\n")
+        manifest_json(tmp).write_text(manifest_text(m))
     return m
 
 

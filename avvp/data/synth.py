@@ -18,8 +18,8 @@ Generative model (every number below is a parameter recorded in `synth_manifest.
    and of the rest, cut at sorted uniform points. k and L are drawn by inverting their distributions.
    When a class is in both modalities, with probability `av_overlap_iou` of the class the visual track
    reuses the audio track's uniforms (for k, L and the cuts): each modality keeps its own statistics
-   but the events line up. The resulting mean audio-visual IoU per class follows the file's
-   (correlation 0.81 over classes, mean 0.85 against 0.81).
+   but the events line up, so the mean audio-visual IoU per class follows the file's (README, "The
+   synthetic default dataset", for how closely).
 4. Features (float32, real shapes). Each feature kind (audio 128-d, visual 2048-d, motion 512-d) has a
    prototype per class: `s * (sqrt(family_share) * F_family + sqrt(1 - family_share) * I_class)` with
    F and I random unit vectors, so that related classes (voices, instruments, engines, animals) share a
@@ -33,20 +33,10 @@ Generative model (every number below is a parameter recorded in `synth_manifest.
      frame[t, j] (8 frames per second) = bg_v + sum_{c visible at t} amp_vc * P_v[c] + e_t
                                           + frame_jitter * N(0, I),  e_t ~ N(0, I) shared by the 8 frames.
    `snr` is thus (for the 128-d audio) the distance, in noise standard deviations, between a second with
-   and without one class at unit amplitude. A per-second logistic probe trained on the TRUE per-second
-   labels of 1,000 videos and tested on 300 others reaches a micro F1 of about 0.95 (audio) and 0.95
-   (visual second means) at the default snr = 8: most of the signal, not all (amplitudes as low as
-   0.6, backgrounds, shared family components); 0.84 / 0.85 at snr = 5, 0.76 / 0.77 at snr = 4.
-   Learnability check (`default`, seed 0, trained by `avvp train --epochs 6` as the workflow's default
-   config does, test split; segment-level audio / visual / audio-visual / Type@AV / Event@AV, then
-   event-level Type@AV): HAN on the weak labels 78.8 / 64.9 / 57.7 / 67.1 / 74.0 | 64.9; MA* on MA's
-   refined labels 79.8 / 85.4 / 77.7 / 81.0 / 81.9 | 79.0; copying the TRUE video labels onto every
-   second of both modalities 78.8 / 61.5 / 53.9 / 64.7 / 73.8 | 62.2; the empty prediction 1.0 / 11.7 /
-   18.7 / 10.4 / 0.0 | 10.4. The copy knows the labels and most events fill the video, as in LLP, so it
-   is strong on audio; what it cannot know is the modality. A model trained on weak labels is taught
-   the same leak (its visual head must predict Speech whenever Speech is a label) and beats the copy
-   by a few points; a model on refined labels beats it by far. The margin does not grow with the
-   signal (snr = 11 gives HAN the same Type@AV): the modality of a weak label is the difficulty here.
+   and without one class at unit amplitude. The default (8) leaves most of the signal in the features,
+   not all (amplitudes as low as 0.6, backgrounds, shared family components), so that the modality of
+   a weak label, not the features, is the difficulty; what a probe and the trained rows reach on it is
+   measured in the README ("The synthetic default dataset").
 
 The weak CSVs hold each video's label set; the dense CSVs (val + test) hold the events of item 3;
 `AVVP_train_truth.csv` holds the true modality of every training label (which exists only here) for
@@ -59,6 +49,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -73,9 +64,8 @@ from avvp.data.llp import SYNTH_MANIFEST, TRAIN_TRUTH_CSV
 from avvp.errors import AvvpError
 from avvp.io import atomic_dir
 
-# Videos per split of each preset (`full` is the size of LLP itself). `default` has 2,000 training videos, not
-# fewer: on 1,000, MA's step-1 model fits every training label within 4 epochs, the per-class errors that set
-# its refinement thresholds are 0, and the refinement removes almost nothing (67 visual labels where 657 should go).
+# Videos per split of each preset (`full` is the size of LLP itself). Why `default` has 2,000 training videos, not
+# fewer: README, "The quick default and real LLP".
 SIZES = {
     "tiny": {"train": 64, "val": 24, "test": 24},
     "default": {"train": 2000, "val": 200, "test": 300},
@@ -154,7 +144,7 @@ def label_set_distribution() -> tuple[list[tuple[int, ...]], np.ndarray]:
 
 
 def _real_video_count() -> int:
-    """Videos the statistics were computed on: the real val + test splits (SPEC section 1)."""
+    """Videos the statistics were computed on: the real val + test splits (docs/protocol.md#llp-statistics)."""
     return SIZES["full"]["val"] + SIZES["full"]["test"]
 
 
@@ -451,6 +441,11 @@ def run(args) -> None:
         raise AvvpError(f"{out}: exists and is not a synthetic dataset; refusing to overwrite it")
     with atomic_dir(out, "synthetic dataset", feature_bytes(args.preset)) as tmp:
         generate(tmp, args.preset, args.seed)
+    # What was written, against the pins of this generator version (avvp/data/pins.py): one line when it differs.
+    from avvp.data import pins
+    problem = pins.check_written(out, args.preset, args.seed)
+    if problem:
+        print(f"avvp synth: warning: {problem}", file=sys.stderr)
 
 
 def feature_bytes(preset: str) -> int:

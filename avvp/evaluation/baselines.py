@@ -1,6 +1,6 @@
 """Two reference predictions every trained row must beat, scored like any run.
 
-- empty: nothing predicted anywhere (a video with empty ground truth still scores 1.0, SPEC 2);
+- empty: nothing predicted anywhere (a video with empty ground truth still scores 1.0, docs/protocol.md#empty-videos);
 - copy labels: the TRUE video-level labels copied onto every second of both modalities. It knows the labels
   (a trained model must infer them), but not when or in which modality an event happens, which is the task.
 """

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from avvp import outputs, paths
+from avvp.constants import NUM_SEGMENTS
 from avvp.data import dataset
 from avvp.errors import AvvpError
 from avvp.evaluation import gatings, metrics, stats
@@ -21,16 +22,49 @@ from avvp.models import build
 from avvp.models.precision import autocast
 
 
+# CUDA's grid limit on one attention call's batch x heads: flash attention fails above it (pytorch issue #146704).
+MAX_ATTENTION_BATCH = 65_535
+
+
+def attention_batch_per_video(model) -> int:
+    """The most batch entries (x heads) one video gives any attention layer of `model`, from one forward of one
+    video of zeros: HAN's 2 (audio and visual token sets), CM-Co's 2 x 10 segments, 0 without attention."""
+    seen = [0]
+    hooks = [m.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0] * m.num_heads))
+             for m in model.modules() if isinstance(m, torch.nn.MultiheadAttention)]
+    if not hooks:
+        return 0
+    fc = model.inputs
+    device = next(model.parameters()).device
+    try:
+        model(*(torch.zeros(1, NUM_SEGMENTS, layer.in_features, device=device)
+                for layer in (fc.fc_a, fc.fc_v, fc.fc_st)))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return max(seen)
+
+
+@torch.no_grad()
+def chunk_size(model, device: str) -> int:
+    """Videos per forward in evaluation: 512 on CPU (as ever: CPU numbers stay as they were); on CUDA, where a
+    forward is launch-bound, 4,096 (LLP's validation split in one pass) or fewer, so that no attention call
+    exceeds MAX_ATTENTION_BATCH (CM-Co: 3,276)."""
+    if torch.device(device).type != "cuda":
+        return 512
+    per_video = attention_batch_per_video(model)
+    return min(4096, MAX_ATTENTION_BATCH // per_video) if per_video else 4096
+
+
 @torch.no_grad()
 def predict(model, split: dataset.Split, device: str = "cpu", precision: str = "fp32",
             batch: int | None = None) -> dict:
     """Model outputs over a whole split, as numpy arrays (probabilities and time-pooled features).
 
-    `batch` videos per forward: by default 512 on CPU (as ever: CPU numbers stay as they were) and 4096 on
-    CUDA, where a forward is launch-bound and LLP's validation split (649) is one pass.
+    `batch` videos per forward: by default `chunk_size`.
     """
-    model.eval()
-    batch = batch or (4096 if torch.device(device).type == "cuda" else 512)
+    model.eval()  # first: the probe of chunk_size then draws no dropout
+    batch = batch or chunk_size(model, device)
     keep = ("global_prob", "a_prob", "v_prob", "frame_prob")
     parts: dict[str, list] = {k: [] for k in keep + ("pooled_audio", "pooled_visual")}
     for start in range(0, len(split), batch):

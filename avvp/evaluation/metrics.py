@@ -1,4 +1,4 @@
-"""The LLP metrics (SPEC section 2): segment- and event-level F-scores, vectorised over videos.
+"""The LLP metrics (docs/protocol.md#metrics): segment- and event-level F-scores, vectorised over videos.
 
 The official protocol is defined one video at a time. For each video it takes binary (class x segment)
 matrices of predictions `SO_a`, `SO_v`, `SO_av = SO_a * SO_v` and ground truth `GT_a`, `GT_v`, `GT_av`,
@@ -169,7 +169,7 @@ def video_f(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
 def video_scores(pred_audio, pred_visual, gt_audio, gt_visual) -> dict:
     """Per-video scores in [0, 1]: {"segment"|"event": {"audio", "visual", "audio_visual", "event_av"}}.
 
-    Each value is an (N,) float64 array, the per-video F of SPEC section 2 (1.0 for a video where
+    Each value is an (N,) float64 array, the per-video F of docs/protocol.md#metrics (1.0 for a video where
     nothing is active). `llp_scores` averages these over videos.
     """
     so_a, so_v, gt_a, gt_v = _binary_inputs(pred_audio, pred_visual, gt_audio, gt_visual)

@@ -1,4 +1,5 @@
-"""AVE baseline (Tian et al., ECCV 2018) adapted to parsing: OUR ADAPTATION (SPEC 6; no public code of it).
+"""AVE baseline (Tian et al., ECCV 2018) adapted to parsing: OUR ADAPTATION (no public code of it;
+docs/protocol.md#ave-and-avsdn).
 
 AVE localises audio-visual events with audio-guided visual attention followed by recurrent (LSTM)
 temporal modelling. The paper (following HAN) adds audio and visual parsing branches and the MMIL heads;

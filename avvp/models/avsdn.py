@@ -1,4 +1,5 @@
-"""AVSDN baseline (Lin, Li & Wang, ICASSP 2019) adapted to parsing: OUR ADAPTATION (SPEC 6; no public code).
+"""AVSDN baseline (Lin, Li & Wang, ICASSP 2019) adapted to parsing: OUR ADAPTATION (no public code;
+docs/protocol.md#ave-and-avsdn).
 
 AVSDN is a dual-modality sequence-to-sequence network for event localisation that integrates global
 audio-visual context into local (per-segment) features. The paper adds audio and visual parsing branches

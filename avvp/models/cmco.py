@@ -1,4 +1,4 @@
-"""CM-Co: the paper's cross-modality co-occurrence module (Section 3.2, Eqs. 4-6; SPEC 5).
+"""CM-Co: the paper's cross-modality co-occurrence module (Section 3.2, Eqs. 4-6; docs/protocol.md#cm-co).
 
 It replaces HAN's segment classifier: each segment's feature becomes 25 class tokens per modality,
 a_{t,c} = relu(f_t^a M_c^a + b_c^a) (Eq. 4: one Linear(512 -> 25*d_c) per modality, d_c = 128); one hybrid
@@ -25,7 +25,7 @@ from torch import nn
 
 from avvp.constants import NUM_CLASSES
 from avvp.models.layers import HybridAttention, hybrid_pair
-from avvp.models.mmil import FrameHead
+from avvp.models.mmil import FrameHead, probability
 
 class CMCo(nn.Module):
     """(x_a, x_v) (B, T, d) -> frame_prob (B, T, 2, C), modality 0 audio, 1 visual (a frame head)."""
@@ -56,14 +56,14 @@ class CMCo(nn.Module):
         if self.use_a and self.use_v:
             tok_a, tok_v = hybrid_pair(self.layer, self._tokens(self.tokens_a, x_a),
                                        self._tokens(self.tokens_v, x_v), cross=(self.mode == "cm"))
-            p_a = torch.sigmoid(self.out_a(tok_a)).view(b, t, self.n_classes)
-            p_v = torch.sigmoid(self.out_v(tok_v)).view(b, t, self.n_classes)
+            p_a = probability(self.out_a(tok_a)).view(b, t, self.n_classes)
+            p_v = probability(self.out_v(tok_v)).view(b, t, self.n_classes)
         elif self.use_a:
-            p_a = torch.sigmoid(self.out_a(self.layer(self._tokens(self.tokens_a, x_a)))).view(b, t, -1)
+            p_a = probability(self.out_a(self.layer(self._tokens(self.tokens_a, x_a)))).view(b, t, -1)
             p_v = self.frame_head.classify(x_v)
         else:
             p_a = self.frame_head.classify(x_a)
-            p_v = torch.sigmoid(self.out_v(self.layer(self._tokens(self.tokens_v, x_v)))).view(b, t, -1)
+            p_v = probability(self.out_v(self.layer(self._tokens(self.tokens_v, x_v)))).view(b, t, -1)
         return torch.stack([p_a, p_v], dim=2)
 
 

@@ -1,4 +1,4 @@
-"""HAN's hybrid attention network (Tian et al., ECCV 2020; SPEC 3; the paper's Eqs. 1-2).
+"""HAN's hybrid attention network (Tian et al., ECCV 2020; docs/protocol.md#han; the paper's Eqs. 1-2).
 
 HAN's temporal model: hybrid attention layers (avvp/models/layers.py, one set of weights shared by both
 modalities) over the 10 segments of a video.

@@ -1,4 +1,5 @@
-"""HAN's input projections (SPEC 3): the per-segment audio and fused visual features of every model.
+"""HAN's input projections: the per-segment audio and fused visual features of every model
+(docs/protocol.md#han-inputs).
 
 Audio: Linear(128 -> 512). Visual: Linear(2048 -> 512) on the 80 ResNet-152 frames, then the mean of each
 8 consecutive projected frames (one per second); Linear(512 -> 512) on the R(2+1)D motion features; the two

@@ -1,4 +1,5 @@
-"""Layers several models share: a CPU-friendly dropout and the hybrid attention layer (SPEC 3, 5).
+"""Layers several models share: a CPU-friendly dropout and the hybrid attention layer
+(docs/protocol.md#han-layer, #cm-co).
 
 One hybrid attention layer, with one set of weights shared by both modalities, updates each modality's
 tokens by self-attention within the modality plus cross-modal attention to the other one, then a

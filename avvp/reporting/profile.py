@@ -1,4 +1,5 @@
-"""`avvp profile`: parameters and FLOPs of a variant, in the paper's convention and truly counted (SPEC 7).
+"""`avvp profile`: parameters and FLOPs of a variant, in the paper's convention and truly counted
+(docs/protocol.md#flops-and-parameters).
 
 One forward pass, in eval mode, of a batch of random ten-second videos given as the 80 ResNet-152 frames
 (the paper's formulation; training feeds the per-second means, which is the same function).
@@ -34,7 +35,8 @@ with warnings.catch_warnings():          # thop 0.1.1 imports distutils' depreca
     from thop import profile as thop_profile
     from thop.vision.basic_hooks import zero_ops
 
-# thop's rule for nn.LayerNorm counts 2 ops per element; the paper's figures count none (SPEC 7).
+# thop's rule for nn.LayerNorm counts 2 ops per element; the paper's figures count none
+# (docs/protocol.md#flops-and-parameters).
 PAPER_CUSTOM_OPS = {nn.LayerNorm: zero_ops}
 
 

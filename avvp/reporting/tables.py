@@ -239,8 +239,9 @@ def _describe_values(by_variant: dict[str, set]) -> str:
 
 
 def stacking_line(spec: dict, variants_file: str | None, runs: dict | None = None) -> str:
-    """Which HAN stacking the multi-layer rows use (SPEC 3: the released code re-reads the inputs).
-    The runs' own run.json `spec` wins over config/variants.yaml: it is what was trained."""
+    """Which HAN stacking the multi-layer rows use (the released code re-reads the inputs:
+    docs/protocol.md#han-stacking). The runs' own run.json `spec` wins over config/variants.yaml: it is what was
+    trained."""
     parts = []
     for r in spec["rows"]:
         model = variants_mod.get(r["variant"], variants_file).model
@@ -283,6 +284,64 @@ def data_lines(manifest_path: Path | None, manifest: dict | None, ds: dict, synt
     return lines
 
 
+# run.json `environment` (avvp.training.tracking.environment): the fields a header names, in its words.
+ENV_FIELDS = [("python", "python"), ("torch", "torch"), ("cuda", "CUDA"), ("cudnn", "cuDNN"),
+              ("device_name", "device"),
+              ("cpu_capability", "CPU kernels"), ("torch_threads", "torch threads"),
+              ("deterministic", "deterministic kernels")]
+NO_ENV = "unknown (run.json has no `environment`: trained before it was recorded)"
+
+
+def env_key(info: dict) -> tuple | None:
+    """A run's environment as a hashable tuple in ENV_FIELDS order; None when its run.json has none."""
+    env = info.get("environment")
+    return None if not isinstance(env, dict) else tuple(env.get(k) for k, _ in ENV_FIELDS)
+
+
+def env_text(key: tuple | None) -> str:
+    """'python 3.11.7, torch 2.13.0+cpu, CUDA none, cuDNN none, Intel Xeon (2 cores), CPU kernels AVX512,
+    1 torch thread(s), deterministic kernels off' (a run recorded before cpu_capability: 'CPU kernels unknown')."""
+    if key is None:
+        return NO_ENV
+    e = dict(zip([k for k, _ in ENV_FIELDS], key))
+    return (f"python {e['python']}, torch {e['torch']}, CUDA {e['cuda'] or 'none'}, cuDNN {e['cudnn'] or 'none'}, "
+            f"{e['device_name']}, CPU kernels {e['cpu_capability'] or 'unknown'}, "
+            f"{e['torch_threads']} torch thread(s), "
+            f"deterministic kernels {'on' if e['deterministic'] else 'off'}")
+
+
+def env_differences(keys: set) -> str:
+    """Which fields differ between environments: 'torch 2.13.0+cpu / 2.5.1+cu121'."""
+    known = [k for k in keys if k is not None]
+    parts = [f"{label} {' / '.join(sorted({str(k[i]) for k in known}))}"
+             for i, (_, label) in enumerate(ENV_FIELDS) if len({k[i] for k in known}) > 1]
+    if None in keys:
+        parts.append("some runs without a recorded environment")
+    return "; ".join(parts)
+
+
+def environment_lines(spec: dict, runs: dict) -> list[str]:
+    """The distinct environments the table's runs were trained in: one line when they agree; else one line
+    each with its rows, and a WARNING per comparison (row vs base) whose runs differ."""
+    keys = {v: [env_key(r) for r in rs] for v, rs in runs.items()}
+    distinct = list(dict.fromkeys(k for ks in keys.values() for k in ks))
+    if not distinct:
+        return ["- Environment: unknown (no run.json)"]
+    if len(distinct) == 1:
+        return [f"- Environment: {env_text(distinct[0])} (all runs)"]
+    lines = [f"- Environments: {len(distinct)} different ones among the runs"]
+    for i, key in enumerate(distinct, 1):
+        users = [f"{v} ({ks.count(key)}/{len(ks)} runs)" for v, ks in keys.items() if key in ks]
+        lines.append(f"  - E{i}: {env_text(key)}: {', '.join(users)}")
+    for r in spec["rows"]:
+        both = set(keys.get(r["variant"], [])) | set(keys.get(r.get("base"), []))
+        if r.get("base") and len(both) > 1:
+            lines.append(f"- WARNING: {r.get('label', r['variant'])} vs {r['base']}: their runs were trained in "
+                         f"{len(both)} different environments ({env_differences(both)}); the difference mixes "
+                         "the method with the environment")
+    return lines
+
+
 def header(table: str, spec: dict, config: dict, seeds: list[int], data: str | None, runs: dict,
            variants_file: str | None) -> list[str]:
     manifest_path, manifest = find_manifest(data, runs, config)
@@ -313,6 +372,7 @@ def header(table: str, spec: dict, config: dict, seeds: list[int], data: str | N
     commits = sorted({r.get("git_commit") for rs in runs.values() for r in rs} - {None})
     runs_commit = f"; runs trained at {', '.join(commits)}" if commits else ""
     lines.append(f"- Code: git commit {git_commit()}{runs_commit}")
+    lines += environment_lines(spec, runs)
     if spec.get("note"):
         lines.append(f"- Note: {spec['note']}")
     lines.append("")
@@ -479,10 +539,9 @@ def legend(spec: dict, rows: list[Row], seeds: list[int], with_costs: bool, vari
     return lines
 
 
-def build(table: str, results: str | Path, config_path: str | Path, tables_path: str | Path,
-          seeds: list[int] | None = None, data: str | None = None,
-          variants_file: str | None = None) -> tuple[str, pd.DataFrame]:
-    """The markdown text and the CSV frame of one table."""
+def assemble(table: str, results: str | Path, config_path: str | Path, tables_path: str | Path,
+             seeds: list[int] | None = None, data: str | None = None, variants_file: str | None = None) -> dict:
+    """The parts of one table: header lines, the markdown frame, legend lines, the CSV frame, the spec, seeds."""
     results = Path(results)
     config = sheets.read_yaml(config_path, "config")
     spec = sheets.table(table, tables_path, variants_file)
@@ -493,20 +552,42 @@ def build(table: str, results: str | Path, config_path: str | Path, tables_path:
     rows = collect(spec, results, seeds, with_costs, variants_file)
     names = list(dict.fromkeys([r.variant for r in rows] + [r.base for r in rows if r.base]))
     runs = load_runs_info(results, names, seeds, variants_file)
-    frame = markdown_frame(rows, spec["columns"], with_costs)
     head = header(table, spec, config, seeds, data, runs, variants_file)
     head.insert(len(head) - 1, rows_line(rows, variants_file))    # before the header's closing blank line
-    text = "\n".join(head + [frame.to_markdown(index=False, tablefmt="pipe", disable_numparse=True)]
-                     + legend(spec, rows, seeds, with_costs, variants_file)) + "\n"
-    return text, csv_frame(table, rows, spec["columns"], seeds, with_costs)
+    return {"head": head, "frame": markdown_frame(rows, spec["columns"], with_costs),
+            "legend": legend(spec, rows, seeds, with_costs, variants_file),
+            "csv": csv_frame(table, rows, spec["columns"], seeds, with_costs), "spec": spec, "seeds": seeds}
+
+
+def build(table: str, results: str | Path, config_path: str | Path, tables_path: str | Path,
+          seeds: list[int] | None = None, data: str | None = None,
+          variants_file: str | None = None) -> tuple[str, pd.DataFrame]:
+    """The markdown text and the CSV frame of one table."""
+    parts = assemble(table, results, config_path, tables_path, seeds, data, variants_file)
+    return markdown_text(parts), parts["csv"]
+
+
+def markdown_text(parts: dict) -> str:
+    table = parts["frame"].to_markdown(index=False, tablefmt="pipe", disable_numparse=True)
+    return "\n".join(parts["head"] + [table] + parts["legend"]) + "\n"
 
 
 def run(args) -> None:
     out = Path(args.out)
     if out.suffix != ".md":
         raise AvvpError(f"{out}: --out must end in .md (the .csv is written beside it)")
-    text, frame = build(args.table, args.results, args.config, args.tables, args.seeds, args.data,
-                        args.variants_file)
-    # CSV first: the .md is the workflow's target, so it appears only once both are complete.
-    write_text(out.with_suffix(".csv"), frame.to_csv(index=False))
-    write_text(out, text)
+    for flag, path, suffix in (("--curves", args.curves, ".png"), ("--html", args.html, ".html")):
+        if path and Path(path).suffix != suffix:
+            raise AvvpError(f"{path}: {flag} must end in {suffix}")
+    parts = assemble(args.table, args.results, args.config, args.tables, args.seeds, args.data, args.variants_file)
+    if args.curves:   # before the files that show it
+        from avvp.reporting import curves
+
+        curves.table_curves(parts["spec"], Path(args.results), parts["seeds"], Path(args.curves), args.table)
+    # CSV first: the .md is the workflow's target, so it appears only once all are complete.
+    write_text(out.with_suffix(".csv"), parts["csv"].to_csv(index=False))
+    if args.html:
+        from avvp.reporting import page
+
+        write_text(args.html, page.table_page(parts, args.curves))
+    write_text(out, markdown_text(parts))

@@ -3,7 +3,9 @@
 A HAN-sized step on a GPU is launch-bound: eager PyTorch spends its time queueing kernels that each run for
 microseconds. `StepRunner` captures the whole step (forward, backward, fused optimizer) once with
 `torch.cuda.graph` and afterwards replays it: each step is a copy of the batch into static input buffers plus
-`graph.replay()`.
+`graph.replay()`. The trainer's batch is only the videos' index: the step gathers their features and labels
+from the device-resident split and adds its loss terms into running totals, both inside the graph, so a step
+costs two launches (the index copy and the replay).
 
 The step is any callable `step(batch) -> terms` (a dict of detached loss tensors) that starts with
 `optim.zero_grad(set_to_none=True)` and ends with `optim.step()`; `make_step` builds one from
@@ -11,7 +13,9 @@ The step is any callable `step(batch) -> terms` (a dict of detached loss tensors
 numpy or Python branches on tensor values) and draw randomness only from device-side torch RNG (dropout,
 `torch.rand(..., device=...)`), which torch.cuda.graph makes replay-safe; a host generator's draw would be frozen
 into the graph. The optimizer must keep its state on the device with the learning rate as a device tensor
-(`capturable_adam`): schedulers write a tensor lr in place (`fill_`), so the captured step sees each new rate.
+and `capturable=True` (`capturable_adam`): schedulers write a tensor lr in place (`fill_`), so the captured step
+sees each new rate. A captured step reads its inputs' memory: tensors the step closes over (the split it
+gathers from, the totals) must stay the same tensors for the runner's life.
 
 Which graph: a captured graph has fixed shapes and fixed Python branches, so graphs are keyed by the batch's
 shapes and by `key`, a hashable the caller passes naming every Python-level choice the step makes that is not in
@@ -27,35 +31,51 @@ capture ("graph-shaped"), which is what the CPU tests compare with the plain eag
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from typing import Callable, Hashable, Sequence
 
 import torch
 
-Batch = Sequence[torch.Tensor]
-Step = Callable[[Batch], dict]
+Tensors = Sequence[torch.Tensor]  # a step's inputs in a fixed order (losses.Batch is the named batch)
+Step = Callable[[Tensors], dict]
 
 
-def capturable_adam(params, lr: float, device: str | torch.device, **kw) -> torch.optim.Adam:
-    """Fused Adam with its learning rate as a tensor on `device`, so a captured step reads the current rate."""
-    return torch.optim.Adam(params, lr=torch.tensor(float(lr), device=device), fused=True, **kw)
+def capturable_adam(params, lr: float) -> torch.optim.Adam:
+    """Fused Adam for captured steps: `capturable=True` (Adam.step() refuses to run under capture otherwise;
+    fused=True does not exempt it) and its learning rate a tensor on the parameters' device, so a captured step
+    reads the rate the scheduler writes. Only for graphed runs: uncaptured, it warns and pays extra kernels."""
+    params = list(params)
+    device = params[0].device
+    return torch.optim.Adam(params, lr=torch.tensor(float(lr), device=device), fused=True, capturable=True)
 
 
-def lr_to_device(optim: torch.optim.Optimizer, device: str | torch.device) -> None:
-    """Make every group's lr a device tensor again (after `load_state_dict`, which installs the saved value)."""
+def make_capturable(optim: torch.optim.Optimizer) -> None:
+    """Every group capturable again, its lr a tensor on its parameters' device: `load_state_dict` installs the
+    SAVED groups (an eager run's checkpoint: capturable False, a float lr)."""
     for group in optim.param_groups:
-        group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32).to(device)
+        group["capturable"] = True
+        group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32).to(group["params"][0].device)
 
 
 def make_step(model: torch.nn.Module, optim: torch.optim.Optimizer,
-              loss_fn: Callable[[torch.nn.Module, Batch], tuple]) -> Step:
-    """A training step of `loss_fn(model, batch) -> (loss, terms)`: zero grads, forward, backward, optimizer."""
-    def step(batch: Batch) -> dict:
+              loss_fn: Callable[[torch.nn.Module, Tensors], tuple], totals: dict | None = None) -> Step:
+    """A training step of `loss_fn(model, batch) -> (loss, terms)`: zero grads, forward, backward, optimizer.
+
+    With `totals` (name -> scalar tensor, made before the first step: a graph writes into fixed addresses) each
+    term is also added into its total in place, inside the step: a captured graph then accumulates the loss sums
+    itself, and its static outputs, overwritten by every replay, need not be read between steps.
+    """
+    def step(batch: Tensors) -> dict:
         optim.zero_grad(set_to_none=True)  # grads are then (re)allocated inside a capture, in its memory pool
         loss, terms = loss_fn(model, batch)
         loss.backward()
         optim.step()
+        if totals is not None:
+            with torch.no_grad():
+                for k, term in terms.items():
+                    totals[k].add_(term)
         return terms
     return step
 
@@ -63,8 +83,8 @@ def make_step(model: torch.nn.Module, optim: torch.optim.Optimizer,
 class _Snapshot:
     """Model tensors, optimizer state and RNG states, to undo warm-up steps in place (graphs keep addresses)."""
 
-    def __init__(self, model, optim, generators: Sequence[torch.Generator]):
-        self.tensors = [(t, t.detach().clone()) for t in [*model.parameters(), *model.buffers()]]
+    def __init__(self, model, optim, generators: Sequence[torch.Generator], extra: Sequence[torch.Tensor] = ()):
+        self.tensors = [(t, t.detach().clone()) for t in [*model.parameters(), *model.buffers(), *extra]]
         self.state = {id(t): t.detach().clone() for s in optim.state.values() for t in s.values()
                       if torch.is_tensor(t)}
         self.optim = optim
@@ -88,12 +108,27 @@ class _Snapshot:
             torch.cuda.set_rng_state_all(self.cuda_rng)
 
 
+def on_cuda(batch: Tensors) -> bool:
+    return all(t.is_cuda for t in batch)
+
+
+def capture_failure(e: Exception) -> str:
+    """What failed, in one line, then the likely cause when the error is the one a host sync gives."""
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    hint = ""
+    if "not permitted when stream is capturing" in text or "capture" in text and "invalidated" in text:
+        hint = " (a host sync inside the step: .item(), numpy, a Python branch on a tensor, a host RNG draw?)"
+    return f"the training step cannot be captured as a CUDA graph: {text}{hint}; run it with --graphs off"
+
+
 class StepRunner:
     """Runs training steps as CUDA graphs (one per batch shape and `key`), graph-shaped on CPU, or eagerly.
 
     mode: "graph" captures on CUDA and falls back to graph-shaped elsewhere; "static" is graph-shaped everywhere
     (the CPU test path); "eager" calls the step on the batch as given (the switch that turns graphs off).
-    Terms returned by a graphed step are its static outputs: read or accumulate them before the next call.
+    Terms returned by a graphed step are its static outputs, overwritten by the next call: accumulate them inside
+    the step, into `totals` (name -> scalar tensor, living as long as the runner and its graphs; warm-up steps
+    are undone in them too).
     """
 
     def __init__(self, model: torch.nn.Module, optim: torch.optim.Optimizer, mode: str = "graph",
@@ -103,8 +138,9 @@ class StepRunner:
         self.model, self.optim, self.mode = model, optim, mode
         self.warmup, self.max_graphs, self.generators = warmup, max_graphs, list(generators)
         self.entries: dict[Hashable, tuple] = {}  # key -> (static inputs, graph or None, static terms)
+        self.totals: dict[str, torch.Tensor] = {}
 
-    def __call__(self, step: Step, batch: Batch, key: Hashable = ()) -> dict:
+    def __call__(self, step: Step, batch: Tensors, key: Hashable = ()) -> dict:
         """One training step on `batch`. `step` is used only when this (shapes, key) is first seen, or eagerly."""
         if self.mode == "eager":
             return step(batch)
@@ -125,45 +161,58 @@ class StepRunner:
         graph.replay()
         return terms
 
-    def _prepare(self, step: Step, batch: Batch) -> tuple:
+    def _prepare(self, step: Step, batch: Tensors) -> tuple:
         """Static buffers, warm-up (then undone), and on CUDA the captured graph with its output terms."""
         static = [t.detach().clone() for t in batch]
-        cuda = self.mode == "graph" and all(t.is_cuda for t in batch)
-        snap = _Snapshot(self.model, self.optim, self.generators)
-        if cuda:
-            side = torch.cuda.Stream()  # warm-up off the default stream, as torch.cuda.graph's notes require
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(self.warmup):
-                    step(static)
-            torch.cuda.current_stream().wait_stream(side)
-        else:
+        cuda = self.mode == "graph" and on_cuda(batch)
+        snap = _Snapshot(self.model, self.optim, self.generators, list(self.totals.values()))
+        # Warm-up and capture on ONE side stream: per-stream library workspaces (cuBLAS, cuDNN) are made during
+        # warm-up, on the stream the capture then uses (torch.cuda.graph's own stream would make them in capture).
+        side = torch.cuda.Stream() if cuda else None
+        with _on_stream(side), warnings.catch_warnings():
+            # A capturable optimizer warns once when it steps uncaptured: warm-up is meant to.
+            warnings.filterwarnings("ignore", message=".*capturable=True.*without .* graph capture")
             for _ in range(self.warmup):
                 step(static)  # the same warm-up and restore on CPU, so the CPU tests cover them
+        if cuda:
+            torch.cuda.current_stream().wait_stream(side)
         snap.restore()
         self.optim.zero_grad(set_to_none=True)
         if not cuda:
             return static, None, None
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph):
+            with torch.cuda.graph(graph, stream=side):
                 terms = step(static)
         except RuntimeError as e:
-            raise RuntimeError(f"the training step cannot be captured as a CUDA graph ({e}); a host sync "
-                               "(.item(), numpy) or a host RNG draw inside the step? run with graphs off") from e
+            raise RuntimeError(capture_failure(e)) from e
         return static, graph, terms
 
 
-def deterministic(enabled: bool = True) -> None:
-    """Same seed, same GPU -> identical numbers: deterministic kernels where PyTorch has them.
+@contextlib.contextmanager
+def _on_stream(side):
+    """Run the block on CUDA stream `side` (after the current stream's work), or as it is when `side` is None."""
+    if side is None:
+        yield
+        return
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        yield
 
-    Costs: cuBLAS gets a fixed workspace (CUBLAS_WORKSPACE_CONFIG, read when cuBLAS initialises, so call this
-    before the first CUDA matmul), cuDNN skips autotuning, and ops such as index_add/scatter backward use slower
-    deterministic kernels. What it costs this workload on a GPU is not measured yet (bench/bench_gpu.py does).
-    Ops without a deterministic kernel warn (warn_only) instead of stopping a run.
+
+def deterministic(enabled: bool = True) -> None:
+    """Same seed, same GPU -> identical numbers: PyTorch's deterministic kernels, strictly.
+
+    Strict, not warn_only: under warn_only the CUDA attention backward (flash, memory-efficient SDPA) only warns
+    and keeps its non-deterministic kernel; strict mode makes it take the deterministic one, and any op without
+    one raises instead of silently varying. Every row kind's training step runs under strict mode on CPU
+    (tests/test_train.py); which CUDA kernels are chosen can only be checked on a GPU (bench/bench_gpu.py runs
+    the same seed twice). Costs: cuBLAS gets a fixed workspace (CUBLAS_WORKSPACE_CONFIG, read when cuBLAS
+    initialises, so call this before the first CUDA matmul), cuDNN skips autotuning, and the deterministic
+    kernels may be slower: what that costs this workload on a GPU is not measured yet (bench/bench_gpu.py does).
     """
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(enabled, warn_only=True)
+    torch.use_deterministic_algorithms(enabled)
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = not enabled

@@ -29,7 +29,7 @@ def _bce(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def mmil_bce(out: dict, target_audio: torch.Tensor, target_visual: torch.Tensor,
              target_global: torch.Tensor, weights: dict | None = None) -> torch.Tensor:
-    """HAN's weakly-supervised loss (SPEC 3; the BCE on Eq. 3's pooled predictions, also Eq. 6's).
+    """HAN's weakly-supervised loss (docs/protocol.md#han-recipe; the BCE on Eq. 3's pooled predictions, also Eq. 6's).
 
     BCE(a_prob, target_audio) + BCE(v_prob, target_visual) + BCE(global_prob, target_global), each the mean
     over videos and classes, with probabilities clamped to [1e-7, 1 - 1e-7]. Targets are (B, 25) floats.
@@ -45,7 +45,8 @@ def mmil_bce(out: dict, target_audio: torch.Tensor, target_visual: torch.Tensor,
 
 def ma_contrast(x_a: torch.Tensor, v_in: torch.Tensor, temperature: float = 0.2,
                 smoothing: float = 0.1) -> torch.Tensor:
-    """MA's temporal contrastive term (Wu & Yang, CVPR 2021; SPEC 4; not an equation of this paper).
+    """MA's temporal contrastive term (Wu & Yang, CVPR 2021; not an equation of this paper;
+    docs/protocol.md#ma-contrast).
 
     Within each video, audio segment t after the temporal layer (x_a, (B, T, d)) is scored against every
     fused visual segment s before it (v_in, (B, T, d)) by cosine similarity / temperature; a soft-target
@@ -80,7 +81,8 @@ def jomold_contrast(x_a: torch.Tensor, x_v: torch.Tensor, temperature: float = 0
     return -torch.logsumexp(torch.log(soft) + torch.log_softmax(logits, dim=-1), dim=-1).mean()
 
 
-def jml_loss(out: dict, y: torch.Tensor, odd: bool, lam: float = 1.0, floor: float = 0.9) -> torch.Tensor:
+def jml_loss(out: dict, y: torch.Tensor, odd: bool | torch.Tensor, lam: float = 1.0,
+             floor: float = 0.9) -> torch.Tensor:
     """CMPAE's joint-modal mutual learning (docs/protocol.md#cmpae-losses), averaged over videos x classes.
 
     With U = max(U_g, floor) per video, p_max = max(p_a, p_v) and u_max the uncertainty of that modality (audio
@@ -88,6 +90,7 @@ def jml_loss(out: dict, y: torch.Tensor, odd: bool, lam: float = 1.0, floor: flo
       odd steps, the global branch learns:   U (1-u_max) (p_g - sg(p_max))^2 y + lam U (1-u_mean) (p_g - sg(p_mean))^2 (1-y)
       even steps, the modalities learn:  (1-U) (1-u_max) (sg(p_g) - p_max)^2 y + lam (1-U) (1-u_mean) (...)^2 (1-y)
     Only the probabilities inside sg() are detached: U, u_max and u_mean keep their gradients, as released.
+    `odd`: a bool, or a bool tensor (the trainer's step derives it from its device-side step count).
     """
     p_a, p_v, u_a, u_v, p_g = (out[k].float() for k in ("a_prob", "v_prob", "u_a", "u_v", "global_prob"))
     y = y.float()
@@ -95,13 +98,20 @@ def jml_loss(out: dict, y: torch.Tensor, odd: bool, lam: float = 1.0, floor: flo
     audio_wins = p_a >= p_v
     p_max, u_max = torch.where(audio_wins, p_a, p_v), torch.where(audio_wins, u_a, u_v)
     p_mean, u_mean = (p_a + p_v) / 2, (u_a + u_v) / 2
-    if odd:
-        weight, p_g, p_max, p_mean = u, p_g, p_max.detach(), p_mean.detach()
-    else:
-        weight, p_g = 1 - u, p_g.detach()
-    present = weight * (1 - u_max) * (p_g - p_max) ** 2 * y
-    absent = lam * weight * (1 - u_mean) * (p_g - p_mean) ** 2 * (1 - y)
-    return (present + absent).mean()
+
+    def half(global_learns: bool) -> torch.Tensor:
+        if global_learns:
+            weight, g, p_top, p_avg = u, p_g, p_max.detach(), p_mean.detach()
+        else:
+            weight, g, p_top, p_avg = 1 - u, p_g.detach(), p_max, p_mean
+        present = weight * (1 - u_max) * (g - p_top) ** 2 * y
+        absent = lam * weight * (1 - u_mean) * (g - p_avg) ** 2 * (1 - y)
+        return (present + absent).mean()
+    if isinstance(odd, bool):
+        return half(odd)
+    # Inside a (CUDA-graphed) step the parity is a device tensor: a Python branch on it would freeze the captured
+    # step's first parity. Both halves are computed and one kept; the other's gradient is exactly 0.
+    return torch.where(odd, half(True), half(False))
 
 
 def attentive_pool(x: torch.Tensor, att_logit: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -116,14 +126,14 @@ def attentive_pool(x: torch.Tensor, att_logit: torch.Tensor, y: torch.Tensor) ->
 
 def cms_loss(x_a: torch.Tensor, x_v: torch.Tensor, att_logit_a: torch.Tensor, att_logit_v: torch.Tensor,
              y_a: torch.Tensor, y_v: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
-    """CM-S, shared cross-modality semantics across videos (Section 3.3, Eqs. 7-8; SPEC 5).
+    """CM-S, shared cross-modality semantics across videos (Section 3.3, Eqs. 7-8; docs/protocol.md#cm-s).
 
     Audio of video i and visual of video j are pooled by Eq. 7 (with i's audio labels y_a and j's visual
     labels y_v), s_ij = a_i . v_j / tau over all pairs of the batch; j is a positive of anchor i when the
     audio labels of i and the visual labels of j share a class. Loss = mean over ALL anchors of the average
     over its positives of -log softmax_j(s_i), an anchor with no positive counting 0 (as released).
 
-    Eq. 8 as printed takes -log of the SUMMED softmax mass of the positives; the released code (SPEC 5)
+    Eq. 8 as printed takes -log of the SUMMED softmax mass of the positives; the released code (docs/protocol.md#cm-s)
     averages -log softmax over the positives, and we follow the code. A batch where no anchor has a
     positive gives 0 (still attached to the graph).
     """
@@ -149,7 +159,9 @@ class Batch:
     y_a: torch.Tensor        # audio label source (weak or refined), one row per batch row
     y_v: torch.Tensor        # visual label source
     ratios: torch.Tensor | None = None   # (2, C) audio and visual noise ratios in force (labels: jomold)
-    step: int = 0            # the batch's index within its epoch, from 0 (CMPAE's mutual learning alternates on it)
+    # The batch's index within its epoch, from 0 (CMPAE's mutual learning alternates on it): an int, or inside the
+    # trainer's step a 0-dim int64 tensor on the batch's device (the step counts itself; avvp.training.train).
+    step: int | torch.Tensor = 0
 
     @property
     def n(self) -> int:
@@ -163,7 +175,7 @@ class ExtraLoss:
     the batch before the forward; `cfg` is the recipe's entry of the loss's name."""
     term: Callable[[dict, dict, Batch, dict], torch.Tensor]
     augment: Callable[[Batch, torch.Generator], Batch] | None = None
-    alternates: bool = False   # the term differs on odd and even steps (a CUDA graph per parity)
+    reads_step: bool = False   # the term reads Batch.step (the trainer then counts its steps on the device)
 
 
 def _ma_contrast_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.Tensor:
@@ -182,7 +194,7 @@ def _jml_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.Tensor:
 
 
 def cms_partners(n: int, gen: torch.Generator, device) -> torch.Tensor:
-    """Each video's CM-S partner (SPEC 5, as released): j = (i + k) mod n with k uniform in 1..n-1, drawn
+    """Each video's CM-S partner (docs/protocol.md#cm-s, as released): j = (i + k) mod n with k uniform in 1..n-1, drawn
     independently per video, so j is uniform among the OTHER videos (with replacement) and never i.
 
     Drawn on `device` so that a CUDA-graphed step draws on the device (no host RNG, no copy): from `gen` when
@@ -196,7 +208,7 @@ def cms_partners(n: int, gen: torch.Generator, device) -> torch.Tensor:
 
 
 def cms_augment(batch: Batch, gen: torch.Generator) -> Batch:
-    """CM-S batch augmentation (SPEC 5): rows n..2n pair video i's audio with its partner j's visual (and
+    """CM-S batch augmentation (docs/protocol.md#cm-s): rows n..2n pair video i's audio with its partner j's visual (and
     motion) track, with i's audio labels and j's visual labels; only rows < n get the BCE losses."""
     j = cms_partners(batch.n, gen, batch.audio.device)
     return Batch(audio=torch.cat([batch.audio, batch.audio]), visual=torch.cat([batch.visual, batch.visual[j]]),
@@ -215,7 +227,7 @@ def _cms_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.Tensor:
 MA_CONTRAST = ExtraLoss(term=_ma_contrast_term)
 CMS = ExtraLoss(term=_cms_term, augment=cms_augment)
 JOMOLD_CONTRAST = ExtraLoss(term=_jomold_contrast_term)
-JML = ExtraLoss(term=_jml_term, alternates=True)
+JML = ExtraLoss(term=_jml_term, reads_step=True)
 
 
 def active_extras(names, recipe: dict, epoch: int) -> list[tuple[str, ExtraLoss, dict]]:

@@ -1,4 +1,4 @@
-"""`avvp refine`: MA's modality-aware label refinement, steps 1-2 (SPEC 4).
+"""`avvp refine`: MA's modality-aware label refinement, steps 1-2 (docs/protocol.md#ma).
 
 Step 1 trains HAN with MA's temporal contrastive term for 12 epochs and keeps the last epoch (the row
 "MA step 1" of config/variants.yaml). Step 2 swaps

@@ -44,8 +44,8 @@ class Rule:
 
 # The default protocol: the best validation segment-level Type@AV, a tie keeping the earlier epoch.
 SELECTION_RULES.register("val", Rule(split="val", metric=Number("segment", "type_av")))
-# The released code's early stop on the TEST split (SPEC 5): event-level Type@AV, patience 10, compared with
-# `>=` so a tie keeps the later epoch. A preset to reproduce it, never the default.
+# The released code's early stop on the TEST split (docs/protocol.md#released-protocol): event-level Type@AV,
+# patience 10, compared with `>=` so a tie keeps the later epoch. A preset to reproduce it, never the default.
 SELECTION_RULES.register("released", Rule(split="test", metric=Number("event", "type_av"), later_wins_tie=True,
                                           patience=10))
 # MM-Pyramid's release (docs/protocol.md#mm-pyramid-recipe): validation segment-level Type@AV like `val`, compared

@@ -10,12 +10,17 @@ torch reads it at its first CUDA call), so `cuda` in the job means that GPU.
 
 Settings (environment, so every `avvp` subcommand and the workflow share them):
     AVVP_GPU_SLOTS     K, jobs per GPU (default 1); 0 turns claiming off (CUDA_VISIBLE_DEVICES used as it is)
-    AVVP_GPUS          the GPU list, comma-separated (default: CUDA_VISIBLE_DEVICES if set, else nvidia-smi)
-    AVVP_GPU_LOCKDIR   the lock folder (default: <tmp>/avvp-gpu-slots-<uid>, local to the machine: flock on a
+    AVVP_GPUS          the GPU list, comma-separated, in nvidia-smi's numbering (default: CUDA_VISIBLE_DEVICES if
+                       set, else every GPU nvidia-smi lists). CUDA_VISIBLE_DEVICES set but empty means no GPU.
+    AVVP_GPU_LOCKDIR   the lock folder (default: /var/tmp/avvp-gpu-slots-<uid>, local to the machine: flock on a
                        network file system is not reliable, and slots are per machine anyway)
     AVVP_GPU_WAIT      seconds to wait for a free slot (default: forever); 0 fails at once with one line
-Under SLURM (SLURM_JOB_ID set and CUDA_VISIBLE_DEVICES assigned) the scheduler already gave the job its GPUs:
-nothing is claimed.
+Numbering: nvidia-smi numbers GPUs by PCI bus, CUDA by default fastest first, so a claim from nvidia-smi's list or
+AVVP_GPUS also sets CUDA_DEVICE_ORDER=PCI_BUS_ID (a claim from CUDA_VISIBLE_DEVICES keeps the order it was
+written in). Under SLURM (SLURM_JOB_ID set) a job whose allocation shows exactly one GPU uses it and claims
+nothing; an allocation of several (`salloc --gpus=4`, then a local workflow run) is claimed over like a machine.
+The lock folder must be the same for every job of the machine: not TMPDIR or /tmp, which SLURM's job_container
+/tmpfs and containers make private per job (then every job would find every slot free).
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ import fcntl
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,11 +56,19 @@ def slots_per_gpu(env=os.environ) -> int:
     return k
 
 
+def _split(raw: str) -> list[str]:
+    return [g.strip() for g in raw.split(",") if g.strip()]
+
+
 def list_gpus(env=os.environ) -> list[str]:
     """The GPUs jobs may claim: AVVP_GPUS, else CUDA_VISIBLE_DEVICES, else what nvidia-smi lists."""
-    for key in ("AVVP_GPUS", "CUDA_VISIBLE_DEVICES"):
-        if env.get(key, "").strip():
-            return [g.strip() for g in env[key].split(",") if g.strip()]
+    if env.get("AVVP_GPUS", "").strip():
+        return _split(env["AVVP_GPUS"])
+    if "CUDA_VISIBLE_DEVICES" in env:
+        if not _split(env["CUDA_VISIBLE_DEVICES"]):
+            raise AvvpError("device cuda: CUDA_VISIBLE_DEVICES is set but empty, so CUDA sees no GPU (unset it to "
+                            "use every GPU nvidia-smi lists, or name them in AVVP_GPUS)")
+        return _split(env["CUDA_VISIBLE_DEVICES"])
     # nvidia-smi, not torch: asking torch would initialise CUDA before CUDA_VISIBLE_DEVICES is set.
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True,
@@ -69,9 +81,11 @@ def list_gpus(env=os.environ) -> list[str]:
     return gpus
 
 
-def _lockdir(env) -> Path:
-    default = Path(tempfile.gettempdir()) / f"avvp-gpu-slots-{os.getuid()}"
-    path = Path(env.get("AVVP_GPU_LOCKDIR") or default)
+def lock_folder(env=os.environ) -> Path:
+    """AVVP_GPU_LOCKDIR, else /var/tmp/avvp-gpu-slots-<uid>: shared by every job of the machine, where TMPDIR and
+    /tmp may be private per job (SLURM's job_container/tmpfs, containers); /tmp only without /var/tmp."""
+    base = Path("/var/tmp") if os.access("/var/tmp", os.W_OK) else Path("/tmp")
+    path = Path(env.get("AVVP_GPU_LOCKDIR") or base / f"avvp-gpu-slots-{os.getuid()}")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -117,12 +131,14 @@ def _wait_seconds(env) -> float | None:
 
 def claim(env=os.environ, poll: float = 0.5) -> Claim:
     """Claim a GPU slot for this process (or take SLURM's GPU) and make it the only visible CUDA device."""
-    if env.get("SLURM_JOB_ID") and env.get("CUDA_VISIBLE_DEVICES", "").strip():
-        return Claim(env["CUDA_VISIBLE_DEVICES"], None, "slurm")
+    visible = _split(env.get("CUDA_VISIBLE_DEVICES", ""))
+    if env.get("SLURM_JOB_ID") and len(visible) == 1:
+        return Claim(visible[0], None, "slurm")  # the scheduler's one GPU: nothing to share
     k = slots_per_gpu(env)
     if k == 0:
         return Claim(env.get("CUDA_VISIBLE_DEVICES", ""), None, "off")
-    gpus, lockdir, wait = list_gpus(env), _lockdir(env), _wait_seconds(env)
+    gpus, lockdir, wait = list_gpus(env), lock_folder(env), _wait_seconds(env)
+    smi_numbering = bool(env.get("AVVP_GPUS", "").strip()) or "CUDA_VISIBLE_DEVICES" not in env
     t0, told = time.monotonic(), False
     while True:
         with open(lockdir / "claim.lock", "a") as guard:
@@ -134,6 +150,8 @@ def claim(env=os.environ, poll: float = 0.5) -> Claim:
             os.ftruncate(fd, 0)
             os.write(fd, f"pid {os.getpid()}\n".encode())  # who holds it, for a person looking at the folder
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+            if smi_numbering:  # the index is nvidia-smi's (PCI bus order); CUDA's default order is fastest first
+                os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
             print(f"GPU {gpu}, slot {slot} of {k} ({lockdir})", file=sys.stderr, flush=True)
             return Claim(gpu, slot, "slot")
         if wait is not None and time.monotonic() - t0 >= wait:

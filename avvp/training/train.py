@@ -1,11 +1,11 @@
 """`avvp train`: one variant, one seed. A short training loop to read top to bottom (nanoGPT style).
 
-The loop, per epoch: shuffle the training videos, build each batch's targets from the row's label source
-(weak or MA's refined labels) and recipe (SPEC 3-5), add the row's extra losses (MA's temporal contrast, CM-S
-with its cross-video batch augmentation), step, then score the validation split with the LLP metrics and keep
-the selected weights. Every epoch ends with an atomic checkpoint holding everything the next epoch needs
-(weights, optimiser, scheduler, RNG states, the log so far), so a run killed at any moment and started again
-with the same arguments ends with exactly the metrics of an uninterrupted run.
+The loop, per epoch: shuffle the training videos, build each batch's targets from the row's label source (weak or
+MA's refined labels) and recipe (docs/protocol.md#han-recipe, #ma-step-3, #ours-recipe), add the row's extra losses
+(MA's temporal contrast, CM-S with its cross-video batch augmentation), step, then score the validation split with
+the LLP metrics and keep the selected weights. Every epoch ends with an atomic checkpoint holding everything the
+next epoch needs (weights, optimiser, scheduler, RNG states, the log so far), so a run killed at any moment and
+started again with the same arguments ends with exactly the metrics of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from avvp.evaluation.evaluate import score_split
 from avvp.io import git_commit, load_torch, read_json, save_torch, sha256_file, unreadable, write_json, write_text
 from avvp.models import build
 from avvp.models.precision import autocast
-from avvp.training import denoise, labels, losses
-from avvp.training.graphs import StepRunner, capturable_adam, deterministic, lr_to_device
+from avvp.training import denoise, labels, losses, tracking
+from avvp.training.graphs import StepRunner, capturable_adam, deterministic, make_capturable, make_step
 from avvp.training.losses import Batch
 from avvp.training.selection import SELECTION_RULES
 from avvp.variants import Variant
@@ -71,12 +71,27 @@ class Job:
 
 
 @dataclass
+class Selected:
+    """The epoch a selection rule keeps (its weights are best.pt)."""
+    epoch: int                     # 1-based
+    value: float | None            # the rule's metric there; None for `last`
+    metric: str                    # what was compared, e.g. "val segment type_av", or "last epoch"
+    scores: dict | None            # the ten numbers of the selection split there; None for `last`
+
+
+@dataclass
 class TrainState:
     """What the loop carries from epoch to epoch (saved in every checkpoint)."""
     epoch: int = 0                 # epochs done
-    best: dict | None = None       # the selected epoch: epoch, value, metric, scores
+    best: Selected | None = None   # the selected epoch so far
     bad_epochs: int = 0            # epochs since the selection metric last improved
     log: list = field(default_factory=list)   # one row per epoch, as in log.csv
+
+    @classmethod
+    def of(cls, saved: dict) -> TrainState:
+        """The state of a checkpoint's `asdict(state)`."""
+        best = saved.get("best")
+        return cls(**{**saved, "best": Selected(**best) if best is not None else None})
 
 
 def smoothing_on(recipe: dict, epoch: int) -> bool:
@@ -89,8 +104,8 @@ def targets(recipe: dict, y, y_a, y_v, epoch: int):
 
     Smoothing follows HAN: visual target 0.9*y_v + 0.05, because visual labels derived from video-level labels
     are noisier than audio ones. A weak label that MA's refinement removed from the visual labels gets 0 under
-    `removed_visual: zero` (MA's step 3, SPEC 4), or 0.05 like any other negative under `smooth` (the released
-    "+ Ours" code smooths the refined labels as they are, SPEC 5).
+    `removed_visual: zero` (MA's step 3, docs/protocol.md#ma-step-3), or 0.05 like any other negative under
+    `smooth` (the released "+ Ours" code smooths the refined labels as they are, docs/protocol.md#ours-recipe).
     The MIL target (`mil_target`): `weak` = the video-level labels; `union` = refined audio OR refined visual;
     `audio` = the refined audio labels, i.e. the weak labels less the classes removed from the audio (MA's
     step 3, where the audio target and the video-level labels are one array).
@@ -148,23 +163,10 @@ def batch_loss(model, job: Job, batch: Batch, epoch: int, gen: torch.Generator):
     return loss, terms
 
 
-def train_step(model, optim, job: Job, batch: Batch, epoch: int, gen: torch.Generator) -> dict:
-    """One optimiser step: forward, loss, backward, step. Returns the detached loss terms."""
-    loss, terms = batch_loss(model, job, batch, epoch, gen)
-    optim.zero_grad(set_to_none=True)
-    loss.backward()
-    optim.step()
-    return terms
-
-
-def phase_key(job: Job, epoch: int, step: int = 0) -> tuple:
+def phase_key(job: Job, epoch: int) -> tuple:
     """Every Python-level choice batch_loss makes from the epoch (visual smoothing on or off, the extra losses in
-    force) and the step (its parity, when a term in force alternates): a captured CUDA graph freezes them, so
-    StepRunner keeps one graph per key (and per batch shape)."""
-    active = losses.active_extras(job.losses, job.recipe, epoch)
-    extras = tuple(name for name, _, _ in active)
-    if any(extra.alternates for _, extra, _ in active):
-        return smoothing_on(job.recipe, epoch), extras, step % 2
+    force): a captured CUDA graph freezes them, so StepRunner keeps one graph per key (and per batch shape)."""
+    extras = tuple(name for name, _, _ in losses.active_extras(job.losses, job.recipe, epoch))
     return smoothing_on(job.recipe, epoch), extras
 
 
@@ -179,57 +181,98 @@ def epoch_ratios(job: Job, ratios, n: int, epoch: int) -> list | None:
     return [r.to(job.device) for r in schedule]
 
 
-def train_epoch(model, optim, job: Job, train: dataset.Split, y_a, y_v, epoch: int, gen,
-                runner: StepRunner | None = None, ratios=None) -> dict:
+def counts_steps(job: Job, ratios) -> bool:
+    """Whether the step needs its batch's index within the epoch (Batch.step): to read the ratios in force from
+    the epoch's schedule, or for a term that reads it (CMPAE's JML alternates on its parity)."""
+    return ratios is not None or any(losses.EXTRA_LOSSES.get(name).reads_step for name in job.losses)
+
+
+def loss_of_indexed(job: Job, train: dataset.Split, y_a, y_v, epoch: int, gen, schedule=None, step=None):
+    """batch_loss of a batch given as its videos' index, gathered from the device-resident split (inside the
+    step: a captured graph then has the index as its only per-step input).
+
+    `step` (a 0-dim int64 tensor, or None): the step's own count within the epoch, read as Batch.step and then
+    incremented, inside the step; `schedule` (iterations, 2, C): the epoch's noise ratios per batch, the row of
+    this step taken inside the step. Both are tensors of the runner's life, refilled in place each epoch, so a
+    graph captured in one epoch replays every later one with that epoch's values.
+    """
+    sources = (train.audio, train.visual, train.motion, train.labels, y_a, y_v)
+
+    def loss_fn(model, indexed):
+        (idx,) = indexed
+        batch = Batch(*(t[idx] for t in sources))
+        if step is not None:
+            at = step.clone()     # this step's index, kept apart from the counter incremented below
+            # clamped for a capture's warm-up steps (undone afterwards), which may count past the epoch's end
+            ratios = None if schedule is None else schedule.index_select(0, at.clamp(max=len(schedule) - 1).view(1))[0]
+            batch = dataclasses.replace(batch, step=at, ratios=ratios)
+        loss, terms = batch_loss(model, job, batch, epoch, gen)
+        if step is not None:
+            with torch.no_grad():
+                step.add_(1)
+        return loss, terms
+    return loss_fn
+
+
+# The runner's total that counts the epoch's steps inside the step (not a loss: never logged).
+STEP_COUNT = "_steps"
+
+
+def train_epoch(run: Trainer, job: Job, train: dataset.Split, y_a, y_v, epoch: int, ratios=None) -> dict:
     """One pass over the shuffled training videos; the epoch's log row (epoch, learning rate, mean losses).
 
-    Steps run through `runner` (a CUDA graph per phase and batch shape, or graph-shaped, or eager); without
-    one, eagerly. The data stay on their device: the order is copied there once an epoch and batches are
-    indexed there; the loss terms are summed there and read once, at the end. `ratios` (2, C): a denoising
-    label source's noise ratios, passed to each batch as warmed up for it.
+    Steps run through `run.runner` (a CUDA graph per phase and batch shape, or graph-shaped, or eager). The data
+    stay on their device: the order is copied there once an epoch, each step gathers its batch there and adds its
+    loss terms into the runner's totals there; they are read once, at the end. `ratios` (2, C): a denoising
+    label source's noise ratios; their warm-up per batch is copied to the device once an epoch (run.schedule),
+    and each step takes its own row there by its step count (kept with the totals: zeroed every epoch, undone
+    after a capture's warm-up).
     """
-    model.train()
+    run.model.train()
     n = len(train)
     # Drawn by the host generator on every device (the same order on CPU and GPU), then one copy an epoch.
-    order = torch.randperm(n, generator=gen).to(train.audio.device)
-    runner = runner or StepRunner(model, optim, mode="eager")
-
-    def step_at(i: int):
-        return lambda tensors: train_step(model, optim, job, Batch(*tensors, step=i), epoch, gen)
-
-    sums: dict[str, torch.Tensor] = {}
+    order = torch.randperm(n, generator=run.gen).to(train.audio.device)
+    key = phase_key(job, epoch)
+    totals = run.runner.totals
+    names = ["bce", *key[1]]
+    for name in names:  # made before any capture (a graph adds into fixed addresses), zeroed every epoch
+        totals.setdefault(name, torch.zeros((), device=train.audio.device))
+    if counts_steps(job, ratios):
+        totals.setdefault(STEP_COUNT, torch.zeros((), dtype=torch.int64, device=train.audio.device))
+    if ratios is not None:
+        in_force = torch.stack(epoch_ratios(job, ratios, n, epoch)).float().to(train.audio.device)
+        if run.schedule is None:   # one tensor for the runner's life: captured graphs read its memory
+            run.schedule = torch.empty_like(in_force)
+        run.schedule.copy_(in_force)
+    for total in totals.values():
+        total.zero_()
+    step = make_step(run.model, run.optim,
+                     loss_of_indexed(job, train, y_a, y_v, epoch, run.gen, run.schedule if ratios is not None else None,
+                                     totals.get(STEP_COUNT)), totals)
     steps = 0
-    in_force = epoch_ratios(job, ratios, n, epoch)
     for start in range(0, n, job.recipe["batch"]):
-        idx = order[start:start + job.recipe["batch"]]
-        batch = tuple(t[idx].to(job.device) for t in (train.audio, train.visual, train.motion, train.labels,
-                                                       y_a, y_v))
-        if in_force is not None:
-            batch = batch + (in_force[steps].float(),)
-        terms = runner(step_at(steps), batch, phase_key(job, epoch, steps))
-        for k, term in terms.items():  # a graph's terms are overwritten by its next replay
-            sums[k] = sums[k] + term if k in sums else term
+        run.runner(step, (order[start:start + job.recipe["batch"]],), key)
         steps += 1
-    row = {"epoch": epoch + 1, "lr": float(optim.param_groups[0]["lr"])}  # the rate this epoch trained with
-    row.update({f"loss_{k}": total.item() / steps for k, total in sums.items()})
+    row = {"epoch": epoch + 1, "lr": float(run.optim.param_groups[0]["lr"])}  # the rate this epoch trained with
+    row.update({f"loss_{k}": totals[k].item() / steps for k in names})
     return row
 
 
-def select(model, job: Job, split: dataset.Split | None, state: TrainState, row: dict) -> bool:
+def keep_if_best(model, job: Job, split: dataset.Split | None, state: TrainState, row: dict) -> bool:
     """Score the selection rule's split into `row` and keep the epoch if it is the best so far (True: save it)."""
     epoch = row["epoch"]
     rule = SELECTION_RULES.get(job.select)
     if rule.split is None:
-        state.best = {"epoch": epoch, "value": None, "metric": "last epoch", "scores": None}
+        state.best = Selected(epoch, None, "last epoch", None)
         return True
     scores = score_split(model, split, job.gating, job.device, job.precision)
     for level, numbers in scores.items():
         for k, value in numbers.items():
             row[f"{split.name}_{level}_{k}"] = value
     value = rule.metric(scores)
-    improved = state.best is None or rule.improves(value, state.best["value"])
+    improved = state.best is None or rule.improves(value, state.best.value)
     if improved:
-        state.best = {"epoch": epoch, "value": value, "metric": f"{split.name} {rule.metric}", "scores": scores}
+        state.best = Selected(epoch, value, f"{split.name} {rule.metric}", scores)
         state.bad_epochs = 0
     else:
         state.bad_epochs += 1
@@ -267,20 +310,21 @@ def resumable(job: Job, out: Path) -> dict | None:
     return ckpt
 
 
-def resume_or_start(job: Job, out: Path, model, optim, sched, gen, quiet: bool) -> TrainState:
-    """The state after the last finished epoch of out/last.pt, restored into the given objects; a fresh
+def resume_or_start(job: Job, out: Path, run: Trainer, quiet: bool) -> TrainState:
+    """The state after the last finished epoch of out/last.pt, restored into the run's objects; a fresh
     state when there is none, or when it cannot be resumed (`resumable`)."""
     ckpt = resumable(job, out)
     if ckpt is None:
         return TrainState()
-    model.load_state_dict(ckpt["model"])
-    optim.load_state_dict(ckpt["optim"])
-    sched.load_state_dict(ckpt["sched"])
-    gen.set_state(ckpt["gen"])
+    run.model.load_state_dict(ckpt["model"])
+    run.optim.load_state_dict(ckpt["optim"])
+    for_graphs(run.optim, job)  # load_state_dict installed the saved groups: their lr, their capturable flag
+    run.sched.load_state_dict(ckpt["sched"])
+    run.gen.set_state(ckpt["gen"])
     torch.set_rng_state(ckpt["torch_rng"])
     if ckpt.get("cuda_rng") is not None:  # dropout (and any device RNG) on a GPU resumes where it stopped
         torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
-    state = TrainState(**ckpt["state"])
+    state = TrainState.of(ckpt["state"])
     if not quiet and state.epoch < job.epochs:
         print(f"resuming {job.variant} seed {job.seed} after epoch {state.epoch}", flush=True)
     return state
@@ -295,14 +339,15 @@ def early_epoch(job: Job) -> int | None:
     return early if job.epochs >= job.recipe["epochs"] else max(1, round(early * job.epochs / job.recipe["epochs"]))
 
 
-def checkpoint(out: Path, job: Job, model, optim, sched, gen, state: TrainState, improved: bool) -> None:
+def checkpoint(out: Path, job: Job, run: Trainer, state: TrainState, improved: bool) -> None:
     """early.pt and best.pt first, then last.pt: a kill between them redoes this epoch identically on resume."""
     if state.epoch == early_epoch(job):
-        save_torch(paths.early_pt(out), model.state_dict())
+        save_torch(paths.early_pt(out), run.model.state_dict())
     if improved:
-        save_torch(paths.best_pt(out), model.state_dict())
-    save_torch(paths.last_pt(out), {"job": job.key(), "model": model.state_dict(), "optim": optim.state_dict(),
-                                    "sched": sched.state_dict(), "gen": gen.get_state(),
+        save_torch(paths.best_pt(out), run.model.state_dict())
+    save_torch(paths.last_pt(out), {"job": job.key(), "model": run.model.state_dict(),
+                                    "optim": run.optim.state_dict(), "sched": run.sched.state_dict(),
+                                    "gen": run.gen.get_state(),
                                     "torch_rng": torch.get_rng_state(), "state": asdict(state),
                                     "cuda_rng": torch.cuda.get_rng_state_all() if _on_cuda(job) else None})
     write_text(paths.log_csv(out), _log_csv(state.log))
@@ -326,19 +371,54 @@ def _on_cuda(job: Job) -> bool:
     return torch.device(job.device).type == "cuda"
 
 
+def graphed(job: Job) -> bool:
+    """Whether the job's steps are captured as CUDA graphs: the one place that says so. `cuda_graphs` on CPU
+    runs the same static-buffer path without capture (graph-shaped), whose optimiser need not be capturable."""
+    return job.cuda_graphs and _on_cuda(job)
+
+
 def optimiser(job: Job, model):
-    """Fused Adam (one kernel for all parameters) and HAN's StepLR. On CUDA the learning rate is a device
-    tensor (`capturable_adam`), so a captured step reads the rate StepLR writes; CPU keeps a float."""
-    if _on_cuda(job):
-        optim = capturable_adam(model.parameters(), job.recipe["lr"], job.device)
+    """Fused Adam (one kernel for all parameters) and HAN's StepLR. Graphed CUDA jobs get capturable Adam with its
+    learning rate a tensor on the parameters' device (`capturable_adam`), so a captured step reads the rate
+    StepLR writes; every other job a float rate (capturable Adam pays extra kernels when not captured)."""
+    if graphed(job):
+        optim = capturable_adam(model.parameters(), job.recipe["lr"])
     else:
         optim = torch.optim.Adam(model.parameters(), lr=job.recipe["lr"], fused=True)
     return optim, torch.optim.lr_scheduler.StepLR(optim, step_size=job.recipe["step_size"],
                                                   gamma=job.recipe["gamma"])
 
 
+def for_graphs(optim: torch.optim.Optimizer, job: Job) -> None:
+    """After `load_state_dict` (which installs the saved param groups): a graphed job's groups capturable again
+    with a device-tensor lr; nothing for the others."""
+    if graphed(job):
+        make_capturable(optim)
+
+
+@dataclass
+class Trainer:
+    """The training objects of one run, together (built in a fixed order: the seed fixes the weights)."""
+    model: torch.nn.Module
+    optim: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    gen: torch.Generator           # host RNG: the epochs' order, CM-S's partners on CPU
+    runner: StepRunner             # captures on first use, so what a resume restores is what graphs see
+    schedule: torch.Tensor | None = None   # a denoising source's noise ratios per batch of the epoch (train_epoch)
+
+    @classmethod
+    def of(cls, job: Job, mode: str | None = None) -> Trainer:
+        """The objects of `job`, freshly seeded; steps graphed as `job.cuda_graphs` says, or as `mode` forces."""
+        torch.manual_seed(job.seed)
+        model = build(job.spec).to(job.device)
+        optim, sched = optimiser(job, model)
+        gen = torch.Generator().manual_seed(job.seed)
+        mode = mode or ("graph" if job.cuda_graphs else "eager")
+        return cls(model, optim, sched, gen, StepRunner(model, optim, mode=mode, max_graphs=8, generators=[gen]))
+
+
 def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | None, out: Path,
-        quiet: bool = False, ratios=None):
+        quiet: bool = False, on_epoch=None, ratios=None):
     """Train `job` on `train`, resuming from out/last.pt when it exists; returns the selected model and state.
 
     `y_a`, `y_v` are the audio and visual label sources (the weak labels, or MA's refined labels).
@@ -346,6 +426,7 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
     under the released protocol); a rule without one (`last`) keeps the last epoch and needs none.
     `job.cuda_graphs`: each training step as a CUDA graph (avvp.training.graphs; on CPU the same static-buffer
     path runs without capture), else the plain eager step. Both compute the same function.
+    `on_epoch(row)` sees each finished epoch's log row (avvp.training.tracking: TensorBoard); it changes nothing.
     `ratios` (2, C): the noise ratios of a denoising label source (JoMoLD), else None.
     """
     rule = SELECTION_RULES.get(job.select)
@@ -354,15 +435,8 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
     out.mkdir(parents=True, exist_ok=True)
     if _on_cuda(job):
         deterministic()  # same seed, same GPU: same metrics (before the first cuBLAS call; its cost: not measured)
-    torch.manual_seed(job.seed)
-    model = build(job.spec).to(job.device)
-    optim, sched = optimiser(job, model)
-    gen = torch.Generator().manual_seed(job.seed)
-    state = resume_or_start(job, out, model, optim, sched, gen, quiet)
-    if _on_cuda(job):
-        lr_to_device(optim, job.device)  # a resumed optimiser holds the saved lr; graphs need a device tensor
-    # Built after the resume: warm-up and capture see the restored weights, optimiser state and RNGs.
-    runner = StepRunner(model, optim, mode="graph" if job.cuda_graphs else "eager", max_graphs=8, generators=[gen])
+    run = Trainer.of(job)
+    state = resume_or_start(job, out, run, quiet)
 
     patience = rule.patience
     bar = tqdm(range(state.epoch, job.epochs), initial=state.epoch, total=job.epochs,
@@ -371,20 +445,22 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
         if patience is not None and state.bad_epochs >= patience:
             break
         t0 = time.perf_counter()
-        row = train_epoch(model, optim, job, train, y_a, y_v, epoch, gen, runner, ratios)
-        sched.step()
+        row = train_epoch(run, job, train, y_a, y_v, epoch, ratios)
+        run.sched.step()
         row["train_seconds"] = round(time.perf_counter() - t0, 3)
-        improved = select(model, job, select_split, state, row)
+        improved = keep_if_best(run.model, job, select_split, state, row)
         row["seconds"] = round(time.perf_counter() - t0, 3)
         state.log.append(row)
         state.epoch = epoch + 1
-        checkpoint(out, job, model, optim, sched, gen, state, improved)
+        checkpoint(out, job, run, state, improved)
+        if on_epoch is not None:
+            on_epoch(row)
         if not quiet:
             tqdm.write(_progress_line(row))
     bar.close()
-    model.load_state_dict(load_torch(paths.best_pt(out), map_location=job.device, remedy=RESUME_REMEDY))
-    model.eval()
-    return model, state
+    run.model.load_state_dict(load_torch(paths.best_pt(out), map_location=job.device, remedy=RESUME_REMEDY))
+    run.model.eval()
+    return run.model, state
 
 
 def graphs_arg(args) -> bool:
@@ -425,6 +501,7 @@ def run(args) -> None:
     rule = SELECTION_RULES.get(job.select)
     select_split = dataset.load_split(args.data, rule.split).to(args.device) if rule.split else None
     out = Path(args.out)
+    tracker = tracking.Tracking(getattr(args, "tensorboard", None), row.slug, seed)
     out.mkdir(parents=True, exist_ok=True)
     if trained(job, out):
         print(f"{out}: already trained (done.json); nothing to do")
@@ -432,21 +509,24 @@ def run(args) -> None:
     # What only this run knows, beside the job's key.
     write_json(paths.run_json(out), {**job.key(), "slug": row.slug, "requested_seed": args.seed,
                                   "protocol": args.protocol, **given, "data": str(Path(args.data).resolve()),
-                                  "data_manifest_sha256": job.inputs["data"], "git_commit": git_commit()})
+                                  "data_manifest_sha256": job.inputs["data"], "git_commit": git_commit(),
+                                  "recipe_name": row.recipe_name, "environment": tracking.environment(args.device)})
     t0 = time.perf_counter()
     train.to(args.device)
-    _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out, ratios=ratios)
+    with tracker as on_epoch:
+        _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out, on_epoch=on_epoch,
+                       ratios=ratios)
     finish(out, job, state, time.perf_counter() - t0)
     best = state.best
-    print(f"{row.name} seed {seed}: selected epoch {best['epoch']} by {best['metric']}"
-          + (f" = {best['value']:.2f}" if best["value"] is not None else ""))
+    print(f"{row.name} seed {seed}: selected epoch {best.epoch} by {best.metric}"
+          + (f" = {best.value:.2f}" if best.value is not None else ""))
 
 
 def finish(out: Path, job: Job, state: TrainState, wall_seconds: float) -> None:
     """done.json, written last: the selected epoch and its scores, the time, the job's key."""
     best = state.best
     write_json(paths.done_json(out), {
-        "selected_epoch": best["epoch"], "selected_by": best["metric"], "selected": best["scores"],
+        "selected_epoch": best.epoch, "selected_by": best.metric, "selected": best.scores,
         "epochs_run": state.epoch, "seconds": round(sum(r["seconds"] for r in state.log), 2),  # resumes included
         "wall_seconds_this_process": round(wall_seconds, 2),
         "seconds_per_epoch": [r["seconds"] for r in state.log], "job": job.key()})

@@ -71,7 +71,8 @@ def table_variants(table):
 # --- seeds, data ----------------------------------------------------------------------------------------------
 DATASET = config["dataset"]
 SYNTHETIC = DATASET["kind"] == "synthetic"
-# The released protocol fixes every seed to 0 (SPEC 5): one run per row; more seeds would repeat it.
+# The released protocol fixes every seed to 0 (docs/protocol.md#released-protocol): one run per row; more seeds
+# would repeat it.
 SEEDS = [0] if config["protocol"] == "released" else list(config["seeds"])
 if config["protocol"] == "released" and config["seeds"] != [0]:
     logger.warning(f"protocol 'released' fixes the seed to 0: training seed 0 only (config seeds {config['seeds']})")

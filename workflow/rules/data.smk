@@ -1,10 +1,21 @@
 # Data: the synthetic dataset (default), packing into contiguous arrays, the annotation-version check.
 
+from avvp.data import pack as avvp_pack
+from avvp.data import pins as avvp_pins
+from avvp.data.synth import GENERATOR_VERSION
+
+# The generator's identity, a rerun trigger (`params`) of synthesize and pack: a new version or new code of
+# avvp/data/synth.py makes the data again, and everything downstream with it, even when the config is the same
+# (the profiles' rerun-triggers leave code changes out, which would retrain every row). Comments do not count.
+GENERATOR = {"version": GENERATOR_VERSION, "code": avvp_pins.generator_code_hash()}
+
 
 rule synthesize:
     """A synthetic LLP dataset in the official layout (only for `dataset: {kind: synthetic}`)."""
     output:
         directory(str(paths.synthetic_dir("{preset}-s{dseed}"))),
+    params:
+        generator=GENERATOR,
     log:
         str(paths.log_file("synthesize", "{preset}-s{dseed}")),
     benchmark:
@@ -28,6 +39,8 @@ rule pack:
     params:
         raw=raw_folder,
         out=lambda wildcards, output: os.path.dirname(output.manifest),
+        format=avvp_pack.FORMAT,  # a new manifest layout packs again
+        generator=lambda wildcards: None if wildcards.packed == "llp" else GENERATOR,
     log:
         str(paths.log_file("pack", "{packed}")),
     benchmark:

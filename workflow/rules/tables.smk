@@ -1,4 +1,8 @@
-# Reporting: parameters and FLOPs (Table 4), the tables of the tables sheets, the figures.
+# Reporting: parameters and FLOPs (Table 4), the tables of the tables sheets (with their training curves and
+# HTML pages), the figures, results/runs.csv, and the report's target of what exists (report_files).
+
+
+include: "tables_inputs.smk"
 
 
 rule profile:
@@ -23,7 +27,8 @@ rule profile:
 
 
 rule table:
-    """One of the paper's tables: our mean ± std over seeds beside the published numbers."""
+    """One of the paper's tables: our mean ± std over seeds beside the published numbers; its rows' training curves,
+    and the table with its curves as one HTML page (what the report shows)."""
     input:
         unpack(table_inputs),
     output:
@@ -31,13 +36,29 @@ rule table:
             str(paths.table_md("{table}")),
             caption="../report/table.rst",
             category="Tables",
+            subcategory="{table}",
             labels={"table": "{table}", "format": "markdown"},
         ),
         csv=report(
             str(paths.table_csv("{table}")),
             caption="../report/table.rst",
             category="Tables",
+            subcategory="{table}",
             labels={"table": "{table}", "format": "csv"},
+        ),
+        html=report(
+            str(paths.table_html("{table}")),
+            caption="../report/table.rst",
+            category="Tables",
+            subcategory="{table}",
+            labels={"table": "{table}", "format": "table and curves"},
+        ),
+        curves=report(
+            str(paths.curves_png("{table}")),
+            caption="../report/curves.rst",
+            category="Tables",
+            subcategory="{table}",
+            labels={"table": "{table}", "format": "training curves"},
         ),
     params:
         results=lambda wildcards, input: os.path.dirname(input.config),
@@ -53,7 +74,32 @@ rule table:
         "../envs/avvp.yaml"
     shell:
         "avvp table --table {wildcards.table} --results {params.results:q} --config {input.config:q}"
-        " {params.sheets} --data {params.data:q} --seeds {params.seeds} --out {output.md:q} > {log} 2>&1"
+        " {params.sheets} --data {params.data:q} --seeds {params.seeds} --curves {output.curves:q}"
+        " --html {output.html:q} --out {output.md:q} > {log} 2>&1"
+
+
+rule runs:
+    """results/runs.csv: one line per row, seed, split and gating of every run that exists (`snakemake results/runs.csv`)."""
+    input:
+        runs_inputs,
+    output:
+        report(str(paths.runs_csv()), caption="../report/runs.rst", category="Runs"),
+    params:
+        results=lambda wildcards, output: os.path.dirname(output[0]),
+    log:
+        str(paths.log_file("runs")),
+    localrule: True
+    conda:
+        "../envs/avvp.yaml"
+    shell:
+        "avvp runs --results {params.results:q} --out {output:q} > {log} 2>&1"
+
+
+rule report_files:
+    """The target of the report after any command: `snakemake --report results/report.html report_files`."""
+    input:
+        report_inputs,
+    localrule: True
 
 
 rule figure:

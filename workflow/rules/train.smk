@@ -4,6 +4,11 @@
 # when the best epoch came before the interruption, its best.pt.
 
 
+# `tracking: tensorboard`: every training job also writes TensorBoard scalars (avvp/training/tracking.py). In the
+# command, not a param: turning it on or off must not rerun a finished run (params is a rerun trigger).
+TRACKING_ARG = f" --tensorboard {paths.tensorboard_root()}" if config["tracking"] == "tensorboard" else ""
+
+
 rule refine:
     """MA steps 1-2: the modality-aware refined labels every `labels: refined` row trains on."""
     input:
@@ -77,7 +82,8 @@ rule train:
         "{params.gpu_env}avvp train --variant {params.variant:q} --seed {wildcards.seed} --data {params.data:q}"
         " --out {params.out:q} {params.labels} {params.epochs} {params.lr_scale} --device {params.device}"
         " --precision {params.precision} --protocol {params.protocol} {params.sheets}{params.graphs}"
-        " --threads {threads} > {log} 2>&1"
+        + TRACKING_ARG
+        + " --threads {threads} > {log} 2>&1"
 
 
 rule evaluate:
