@@ -104,8 +104,8 @@ def test_model_specs_get_their_backbones_and_heads_switches_only():
     assert models.normalise({"backbone": "ave"}) == {"backbone": "ave", "head": "mmil", "dropout": 0.1}
     assert models.normalise({"head": "cmco"}) == {"backbone": "han", "layers": 1, "stacking": "chained",
                                                   "head": "cmco", "cmco_mode": "cm", "dropout": 0.1}
-    with pytest.raises(AvvpError, match=r"model spec: unknown key 'cmco_mode' \(known: backbone, head, dropout, "
-                                        r"layers, stacking\)"):
+    with pytest.raises(AvvpError, match=r"model spec: unknown key 'cmco_mode' \(known: backbone, head, visual_dropout, "
+                                        r"dropout, layers, stacking, cross_attention\)"):
         models.normalise({"cmco_mode": "av"})
 
 
@@ -153,7 +153,7 @@ VARIANT_TYPOS = [
      "variant 'HAN': unknown key 'gatng' (known: runs_of, model, recipe, recipe_overrides, labels, losses, gating, "
      "why)"),
     (lambda d: d["variants"]["AVE"]["model"].update(layers=2),
-     "variant 'AVE': model: unknown key 'layers' (known: backbone, head)"),
+     "variant 'AVE': model: unknown key 'layers' (known: backbone, head, visual_dropout)"),
     (lambda d: d["variants"]["HAN"]["model"].update(layers=4),
      "variant 'HAN': model.layers: 4 is greater than the maximum of 3"),
     (lambda d: d["recipes"]["ours"].update(mil_target="audio_visual"),
@@ -186,7 +186,8 @@ TABLE_TYPOS = [
     (lambda d: d["tables"]["table1"]["rows"][2].update(base="AVSDM"),
      "table 'table1' row 3 ('AVSDN + Ours'): base: 'AVSDM' is not a row of this table"),
     (lambda d: d["tables"]["table2"]["rows"][0].update(publshed=None),
-     "table 'table2' row 1 ('HAN'): unknown key 'publshed' (known: variant, label, base, published, gflops, params)"),
+     "table 'table2' row 1 ('HAN'): unknown key 'publshed' (known: variant, label, base, published, "
+     "published_source, gflops, params)"),
     (lambda d: d["tables"]["table4"]["rows"][0]["published"].update(event={"audio": 51.3}),
      "table 'table4' row 1 ('HAN'): published: 'event.audio' is not a column of this table"),
     (lambda d: d["tables"]["table3"].update(columns=["segment.audio", "segment.vsual"]),
@@ -206,8 +207,8 @@ def test_a_typo_in_the_tables_sheet_is_one_line_and_nothing_is_written(tmp_path,
 
 
 def test_an_unknown_table_is_one_line_listing_the_tables(tmp_path, capsys):
-    assert main(["table", "--table", "table5", "--out", str(tmp_path / "t.md")]) == 1
-    assert "no table 'table5' (has: table1, table2, table3, table4)" in capsys.readouterr().err
+    assert main(["table", "--table", "table9", "--out", str(tmp_path / "t.md")]) == 1
+    assert "no table 'table9' (has: table1, table2, table3, table4, table5)" in capsys.readouterr().err
 
 
 def test_user_sheets_add_rows_recipes_and_tables_and_a_repeated_name_names_both_files(tmp_path):
