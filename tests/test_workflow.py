@@ -284,7 +284,7 @@ def _typo_in_variants(spec):
     ("tables", _typo_in_tables, "config/tables.yaml: table 'table1' row 9 ('HAN + Magic'): variant: unknown variant "
                                 "'HAN + Magic' (not in config/variants.yaml)"),
     ("variants", _typo_in_variants, "config/variants.yaml: variant 'MA': gating: 'hann' is not one of "
-                                    "['han', 'ma'] (gatings)"),
+                                    "['cmpae', 'han', 'ma'] (gatings)"),
 ])
 def test_a_typo_in_a_sheet_stops_the_workflow_before_any_job(tmp_path, sheet, typo, message):
     """The workflow validates both sheets when it starts (avvp/sheets.py), as avvp does; one line says where."""
@@ -330,9 +330,11 @@ def test_interrupted_training_resumes_and_nothing_else_reruns(tmp_path):
     assert (run / "best.pt").exists()
     assert planned(wd, target, config=tiny) == {"total": 0}
 
-    # Table 4 now needs its other rows' runs (HAN is done), every row's evaluation and profile, and the table.
-    rows, _, profiled, _, _ = yaml_rows("results/table4.md")
-    plan = {"resolve_config": 1, "train": rows - 1, "evaluate": rows, "profile": profiled, "table": 1}
+    # Table 4 now needs its other rows' runs (HAN is done), every row's evaluation and profile, and the table;
+    # its rows that are also in a `tune_thresholds` table (Table 5) get CMPAE's threshold search, HAN's included.
+    rows, _, profiled, _, tuned = yaml_rows("results/table4.md")
+    plan = {"resolve_config": 1, "train": rows - 1, "evaluate": rows, "profile": profiled, "table": 1,
+            **({"tune_thresholds": tuned} if tuned else {})}
     assert planned(wd, "results/table4.md", config=tiny) == {**plan, "total": sum(plan.values())}
 
     # The packed tiny data says 'synthetic': asking for the 2020 annotations stops the workflow.

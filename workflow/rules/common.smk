@@ -196,6 +196,29 @@ def snapshot_arg(wildcards):
     return "--snapshot early" if early else "--snapshot selected"
 
 
+# --- JoMoLD's stages (workflow/rules/jomold.smk) ---------------------------------------------------------
+
+ESTIMATOR_SLUG = avvp_variants.slug(paths.ESTIMATOR_ROW)
+
+
+def estimator_lr_scale():
+    """`--lr-scale F` when the config scales the estimator's recipe (JoMoLD's, as its stage 3)."""
+    scale = config["lr_scale"].get(variant(ESTIMATOR_SLUG).recipe_name, 1.0)
+    return f"--lr-scale {scale}" if scale != 1.0 else ""
+
+
+def denoised_rows():
+    """The rows of the tables on `labels: jomold` (JoMoLD's stage 3), each once."""
+    rows = dict.fromkeys(v for t in TABLES for v in table_variants(t))
+    return [n for n in rows if avvp_variants.get(n, VARIANTS_FILES).labels == "jomold"]
+
+
+def denoise_quality_inputs(wildcards):
+    if variant(wildcards.slug).labels != "jomold":
+        raise WorkflowError(f"denoise_quality: row '{NAME[wildcards.slug]}' is not on `labels: jomold`")
+    return {"done": str(paths.done_json(paths.run_folder(wildcards.slug, wildcards.seed))),
+            "ratios": str(paths.noise_ratios(wildcards.seed)), "manifest": MANIFEST}
+
 
 # --- resources ------------------------------------------------------------------------------------------------
 CUDA = config["device"] == "cuda"

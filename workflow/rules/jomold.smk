@@ -3,16 +3,8 @@
 #   noise_estimator  avvp train (the row paths.ESTIMATOR_ROW) -> results/jomold/seed<S>/estimator/done.json
 #   noise_ratios     avvp noise-ratios                       -> results/jomold/seed<S>/noise_ratios.json
 # Resuming: the estimator is a training run (its last.pt and best.pt survive a kill, done.json is the only
-# output); the ratios file is written atomically from the estimator's best.pt.
-
-ESTIMATOR_SLUG = avvp_variants.slug(paths.ESTIMATOR_ROW)
-
-
-def estimator_lr_scale():
-    """`--lr-scale F` when the config scales the estimator's recipe (JoMoLD's, as its stage 3)."""
-    scale = config["lr_scale"].get(variant(ESTIMATOR_SLUG).recipe_name, 1.0)
-    return f"--lr-scale {scale}" if scale != 1.0 else ""
-
+# output); the ratios file is written atomically from the estimator's best.pt. Their input functions are in
+# common.smk (the lint: no functions beside rules).
 
 rule noise_estimator:
     """JoMoLD's stage 1 for one seed: the noise estimator (cross attention off, weights 1/1/1/1, its selection)."""
@@ -82,19 +74,6 @@ rule noise_ratios:
         "{params.gpu_env}avvp noise-ratios --run {params.run:q} --data {params.data:q} --seed {wildcards.seed}"
         " --out {output.ratios:q} --device {params.device} --precision {params.precision} --threads {threads}"
         " > {log} 2>&1"
-
-
-def denoised_rows():
-    """The rows of the tables on `labels: jomold` (JoMoLD's stage 3), each once."""
-    rows = dict.fromkeys(v for t in TABLES for v in table_variants(t))
-    return [n for n in rows if avvp_variants.get(n, VARIANTS_FILES).labels == "jomold"]
-
-
-def denoise_quality_inputs(wildcards):
-    if variant(wildcards.slug).labels != "jomold":
-        raise WorkflowError(f"denoise_quality: row '{NAME[wildcards.slug]}' is not on `labels: jomold`")
-    return {"done": str(paths.done_json(paths.run_folder(wildcards.slug, wildcards.seed))),
-            "ratios": str(paths.noise_ratios(wildcards.seed)), "manifest": MANIFEST}
 
 
 localrules:
