@@ -9,8 +9,8 @@
 # Snakemake reads profiles/default by itself (the workflow profile); --workflow-profile replaces it.
 #
 # The stages (workflow/rules/*.smk) only call `avvp` subcommands, one file on disk between each two:
-#   synthesize -> pack -> refine (per seed) -> train (per row and seed) -> evaluate -> profile -> table -> figure
-#   -> diagnose
+#   synthesize -> pack -> refine, noise_estimator -> noise_ratios (per seed) -> train (per row and seed)
+#   -> tune_thresholds (CMPAE's gating) -> evaluate -> profile -> table -> figure -> diagnose
 
 from snakemake.utils import min_version
 
@@ -65,6 +65,8 @@ rule figures:
 
 
 include: "workflow/rules/data.smk"
+include: "workflow/rules/thresholds.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/jomold.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/diagnose.smk"

@@ -107,6 +107,28 @@ def _train(sub):
     return "avvp.training.train"
 
 
+def _noise_ratios(sub):
+    p = sub.add_parser("noise-ratios", help="JoMoLD's stage 2: per-class noise ratios of a trained noise estimator")
+    p.add_argument("--run", required=True, help=f"the estimator's run folder (`avvp train --variant "
+                                                f"'{paths.ESTIMATOR_ROW}'`)")
+    p.add_argument("--data", required=True, help="packed dataset (avvp pack)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the pass's batch order (the row's seed)")
+    p.add_argument("--out", required=True, help="the ratios file to write (noise_ratios.json)")
+    _compute_args(p)
+    return "avvp.training.noise_ratios"
+
+
+def _denoise_quality(sub):
+    p = sub.add_parser("denoise-quality", help="JoMoLD's removals scored as MA's refinement (truth, annotations)")
+    p.add_argument("--run", required=True, help="a trained `labels: jomold` run folder")
+    p.add_argument("--ratios", required=True, help="its noise_ratios.json")
+    p.add_argument("--data", required=True, help="packed dataset (avvp pack)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the pass's batch order and dropout masks")
+    p.add_argument("--out", required=True, help="the JSON file to write")
+    _compute_args(p)
+    return "avvp.training.denoise_quality"
+
+
 def _evaluate(sub):
     p = sub.add_parser("evaluate", help="metrics.json and predictions.npz of a trained run")
     p.add_argument("--run", required=True, help="run folder written by `avvp train`")
@@ -115,6 +137,19 @@ def _evaluate(sub):
     p.add_argument("--out", help="output folder (default RUN/<split>)")
     _compute_args(p, precision=False)  # evaluation runs in the precision the run was trained in
     return "avvp.evaluation.evaluate"
+
+
+def _thresholds(sub):
+    p = sub.add_parser("thresholds", help="CMPAE's per-class visual thresholds of a trained run (RUN/thresholds.json)")
+    p.add_argument("--run", required=True, help="run folder written by `avvp train`")
+    p.add_argument("--mode", default="tuned", choices=["tuned", "released", "fixed"],
+                   help="tuned: search on validation; released: CMPAE's shipped values (real LLP only); fixed: 0.45")
+    p.add_argument("--snapshot", default="selected", choices=["selected", "early"],
+                   help="the weights it tunes on: the selected model (default) or early.pt (CMPAE's epoch-8 "
+                        "snapshot, as released)")
+    p.add_argument("--data", help="packed dataset (default: the one the run was trained on)")
+    _compute_args(p, precision=False)
+    return "avvp.evaluation.thresholds"
 
 
 def _profile(sub):
@@ -179,7 +214,8 @@ def _diagnose(sub):
     return "avvp.reporting.diagnose"
 
 
-COMMANDS = [_synth, _pack, _score, _refine, _train, _evaluate, _profile, _table, _runs, _figure, _diagnose]
+COMMANDS = [_synth, _pack, _score, _refine, _train, _noise_ratios, _denoise_quality, _evaluate, _thresholds, _profile,
+            _table, _runs, _figure, _diagnose]
 
 
 def parser() -> tuple[argparse.ArgumentParser, dict]:
@@ -187,7 +223,7 @@ def parser() -> tuple[argparse.ArgumentParser, dict]:
     sub = ap.add_subparsers(dest="command", required=True)
     modules = {}
     for add in COMMANDS:
-        name = add.__name__.lstrip("_")
+        name = add.__name__.lstrip("_").replace("_", "-")   # noise_ratios -> noise-ratios
         modules[name] = add(sub)
     return ap, modules
 

@@ -6,6 +6,7 @@ the rules spell their patterns through it too: `run_folder("{slug}", "{seed}")`.
     data/synthetic/<preset>-s<seed>/         `avvp synth`
     data/packed/<packed>/                    `avvp pack`: manifest.json, <split>/*.npy
     results/refine/seed<S>/                  refined_labels.npz, summary.json
+    results/jomold/seed<S>/                  estimator/ (JoMoLD's stage 1, a run folder), noise_ratios.json
     results/runs/<slug>/seed<S>/             run.json, log.csv, last.pt, best.pt, done.json
     results/runs/<slug>/seed<S>/<split>/     metrics.json, predictions.npz, per_video.npz, metrics_by_gating.json
     results/profile/<slug>.json              parameters and FLOPs
@@ -25,6 +26,8 @@ DATA = "data"
 
 # The row of config/variants.yaml that `avvp refine` trains (MA's step 1).
 REFINE_ROW = "MA step 1"
+# The row JoMoLD's stage 1 trains (its noise estimator), per seed, for every `labels: jomold` row.
+ESTIMATOR_ROW = "JoMoLD noise estimator"
 
 
 def step1_epochs(epochs_override: int | None, variants_files=None) -> int:
@@ -110,6 +113,17 @@ def log_csv(run: str | Path) -> Path:
     return Path(run) / "log.csv"
 
 
+def early_pt(run: str | Path) -> Path:
+    """The weights after the recipe's `early_snapshot` epoch (CMPAE's epoch-8 snapshot, what its release tunes
+    its thresholds on); only runs whose recipe names one have it."""
+    return Path(run) / "early.pt"
+
+
+def thresholds_json(run: str | Path) -> Path:
+    """The run's CMPAE visual thresholds (`avvp thresholds`), read by `avvp evaluate` for the `cmpae` gating."""
+    return Path(run) / "thresholds.json"
+
+
 def metrics_json(run: str | Path, split: str) -> Path:
     """The ten numbers under the row's own gating, in `avvp score`'s schema; written last by `avvp evaluate`."""
     return Path(run) / split / "metrics.json"
@@ -155,6 +169,25 @@ def refine_summary_file(out: str | Path) -> Path:
 def step1_folder(out: str | Path) -> Path:
     """MA's step-1 training run inside a refine folder (a run folder: last.pt, best.pt, log.csv)."""
     return Path(out) / "step1"
+
+
+def jomold_dir(seed, results: str | Path = RESULTS) -> Path:
+    return Path(results) / "jomold" / f"seed{seed}"
+
+
+def estimator_folder(seed, results: str | Path = RESULTS) -> Path:
+    """JoMoLD's stage 1: the noise estimator's run folder (run.json, last.pt, best.pt, done.json)."""
+    return jomold_dir(seed, results) / "estimator"
+
+
+def noise_ratios(seed, results: str | Path = RESULTS) -> Path:
+    """JoMoLD's stage 2: the per-class noise ratios (avvp/training/denoise.py's format)."""
+    return jomold_dir(seed, results) / "noise_ratios.json"
+
+
+def denoise_quality(slug_: str, seed, results: str | Path = RESULTS) -> Path:
+    """The removals of a `labels: jomold` run scored as MA's refinement (`avvp denoise-quality`)."""
+    return diagnostics_dir(results) / "denoise_quality" / f"{slug_}-seed{seed}.json"
 
 
 # --- reports --------------------------------------------------------------------------------------------------
@@ -246,6 +279,10 @@ def rebuildable(results: str | Path = RESULTS, data: str | Path = DATA) -> list[
     run = run_folder("*", "*", results)
     per_split = [metrics_json(run, "*"), predictions_npz(run, "*"), per_video_npz(run, "*"), by_gating_json(run, "*")]
     refine = [refined_labels("*", results), refine_summary("*", results)]
+    estimator = estimator_folder("*", results)
     return [(str(done_json(run)), ()), (str(best_pt(run)), (done_json(run).name,)),
+            (str(thresholds_json(run)), ()),
+            (str(done_json(estimator)), ()), (str(best_pt(estimator)), (done_json(estimator).name,)),
+            (str(noise_ratios("*", results)), ()),
             *[(str(f), tuple(g.name for g in group if g != f)) for group in (per_split, refine) for f in group],
             (str(profile_file("*", results)), ()), (str(manifest_json(packed_folder("*", data))), ())]

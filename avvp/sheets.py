@@ -113,6 +113,15 @@ def _merge(sheets: list[tuple[str, dict]], sections: tuple[str, ...]) -> tuple[d
 def _check_variant(name: str, entry: dict, sheet: Variants) -> None:
     """What one file's schema cannot see: the row's recipe, and its losses' settings in that recipe."""
     where = f"{sheet.origin[('variants', name)]}: variant '{name}'"
+    if "runs_of" in entry:
+        target = sheet.variants.get(entry["runs_of"])
+        if target is None or "runs_of" in target:
+            raise AvvpError(f"{where}: runs_of: '{entry['runs_of']}' is not a row with runs of its own")
+        trained = [key for key in ("model", "recipe", "recipe_overrides", "labels", "losses") if key in entry]
+        if trained:
+            raise AvvpError(f"{where}: {trained[0]}: a row with runs_of trains nothing (its {trained[0]} is that "
+                            f"row's); only gating and why")
+        return
     if entry["recipe"] not in sheet.recipes:
         raise AvvpError(f"{where}: recipe: unknown recipe '{entry['recipe']}' (known: {', '.join(sheet.recipes)})")
     recipe = {**sheet.recipes[entry["recipe"]], **entry.get("recipe_overrides", {})}

@@ -9,7 +9,7 @@ This module needs no torch, so the workflow can import it cheaply.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from avvp import models, sheets
 from avvp.errors import AvvpError
@@ -22,7 +22,7 @@ DEFAULT_FILE = sheets.VARIANTS_FILE
 class Variant:
     """One row of the paper, resolved: what `avvp train` builds and how it trains it."""
     name: str
-    slug: str
+    slug: str            # its runs' folder name: its own, or that of the row named by `runs_of`
     model: dict          # normalised model spec, the recipe's dropout included: avvp.models.build(model)
     recipe_name: str
     recipe: dict         # the recipe merged with the row's overrides (and an lr_scale, when one was asked for)
@@ -48,6 +48,9 @@ def get(name: str, files=None, lr_scale: float = 1.0) -> Variant:
     key = name if name in rows else {slug(n): n for n in rows}.get(name)
     if key is None:
         raise AvvpError(f"unknown variant '{name}' (known: {', '.join(rows)})")
+    if "runs_of" in rows[key]:       # another row's runs, scored under this row's gating
+        runs = get(rows[key]["runs_of"], files, lr_scale)
+        return replace(runs, name=key, gating=rows[key].get("gating", runs.gating), why=rows[key].get("why", ""))
     entry = {**sheet.defaults, **rows[key]}
     recipe = scaled_recipe({**sheet.recipes[entry["recipe"]], **entry.get("recipe_overrides", {})}, lr_scale)
     return Variant(name=key, slug=slug(key), model=models.normalise({**entry["model"], "dropout": recipe["dropout"]}),
@@ -57,3 +60,16 @@ def get(name: str, files=None, lr_scale: float = 1.0) -> Variant:
 
 def names(files=None) -> list[str]:
     return list(sheets.variants(files).variants)
+
+
+def trained(files=None) -> list[str]:
+    """The rows with runs of their own (every row but those with `runs_of`)."""
+    rows = sheets.variants(files).variants
+    return [name for name, entry in rows.items() if "runs_of" not in entry]
+
+
+def run_dir(name: str, seed, results, files=None):
+    """The run folder holding this row's runs (another row's, for a `runs_of` row)."""
+    from avvp import paths
+
+    return paths.run_folder(get(name, files).slug, seed, results)

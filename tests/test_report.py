@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from avvp import variants
+from avvp.evaluation.gatings import GATINGS
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
@@ -58,13 +59,13 @@ def test_readme_commands_in_order_on_tiny(tmp_path):
     text = page.read_text()
     assert "<table" in text and "<td>HAN + CM-S</td>" in text and "data:image/png;base64," in text
     assert "- Environment: python " in (wd / "results/table2.md").read_text()
-    # Then runs.csv, from the runs that exist: Table 2's 13 rows x 1 seed x 2 splits x 2 gatings.
+    # Then runs.csv, from the runs that exist: Table 2's 13 rows x 1 seed x 2 splits x every registered gating.
     runs_cmd = readme_command(r"`(snakemake --cores 4 results/runs\.csv)`")
     proc = snakemake(wd, runs_cmd)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = {r["variant"] for r in yaml.safe_load((REPO / "config/tables.yaml").read_text())["tables"]["table2"]["rows"]}
     table = pd.read_csv(wd / "results/runs.csv")
-    assert len(table) == len(rows) * 1 * 2 * 2 and set(table["row"]) == rows
+    assert len(table) == len(rows) * 1 * 2 * len(GATINGS.names()) and set(table["row"]) == rows
     assert not table.drop(columns=["losses", "env_cuda", "env_cudnn"]).isna().any().any()
     plain = {r for r in rows if not variants.get(r).losses}      # no extra loss: an empty `losses`
     assert (table["losses"].isna() == table["row"].isin(plain)).all()

@@ -5,7 +5,9 @@ repository's data/ and results/ are never touched. The expected job counts are w
 config/tables.yaml and config/variants.yaml (each table's distinct rows, which of them train on MA's refined
 labels, which tables are profiled), so a row added to the YAML alone changes them with no test edit:
 
-  per row and seed: train + evaluate (test split); per seed with any refined row: refine; per row of a table
+  per row and seed: train + evaluate (test split); per seed with any refined row: refine; per seed with any
+  `labels: jomold` row: noise_estimator + noise_ratios (JoMoLD's stages 1-2); per run scored at CMPAE's tuned
+  thresholds: tune_thresholds (a `runs_of` row adds no run); per row of a table
   with `extra` costs (Table 4): profile; figures: timeline and tsne (MA, MA* + Ours), spread (every Table 2 row);
   diagnostics: one diagnose job over every Table 2 row and seed, reading each seed's refine summary.
 """
@@ -78,8 +80,9 @@ def llp_root(tmp_path_factory) -> Path:
 TABLES = yaml.safe_load((REPO / "config" / "tables.yaml").read_text())["tables"]
 
 
-def yaml_rows(target: str) -> tuple[int, int, int]:
-    """(distinct rows, rows on refined labels, rows profiled) of a target, read from the config's YAML."""
+def yaml_rows(target: str) -> tuple[int, int, int, int, int]:
+    """(distinct runs, runs on refined labels, rows profiled, runs on jomold labels, runs with a threshold search)
+    of a target, from the YAML. A `runs_of` row reads another row's runs: it adds no run of its own."""
     from avvp.reporting.figures import FIGURES
 
     rows = yaml.safe_load((REPO / "config" / "variants.yaml").read_text())["variants"]
@@ -91,18 +94,28 @@ def yaml_rows(target: str) -> tuple[int, int, int]:
         chosen |= {m for f in figures for m in f.methods}  # the timeline and t-SNE figures' two methods
     tables = TABLES
     profiled = {r["variant"] for t in names if tables[t].get("extra") for r in tables[t]["rows"]}
-    refined = sum(rows[v].get("labels", "weak") == "refined" for v in chosen)
-    return len(chosen), refined, len(profiled)
+    runs = {rows[v].get("runs_of", v) for v in chosen}
+    refined = sum(rows[v].get("labels", "weak") == "refined" for v in runs)
+    denoised = sum(rows[v].get("labels", "weak") == "jomold" for v in runs)
+    # workflow/rules/thresholds.smk: rows gated cmpae, and every row of a table with `tune_thresholds`
+    tuned = {v for v in rows if "runs_of" not in rows[v] and rows[v].get("gating") == "cmpae"}
+    tuned |= {rows[r["variant"]].get("runs_of", r["variant"]) for t in TABLES.values() if t.get("tune_thresholds")
+              for r in t["rows"]}
+    return len(runs), refined, len(profiled), denoised, len(runs & tuned)
 
 
 def expected(target: str, seeds: int, synthetic: bool = True) -> dict[str, int]:
     """Job counts of a target for `seeds` seeds, from the YAML's rows (module docstring)."""
-    n, refined, profiles = yaml_rows(target)
+    n, refined, profiles, denoised, tuned = yaml_rows(target)
     counts = {"pack": 1, "train": n * seeds, "evaluate": n * seeds}
+    if tuned:
+        counts["tune_thresholds"] = tuned * seeds
     if synthetic:
         counts["synthesize"] = 1
     if refined or target in ("diagnostics", "all"):   # diagnose reads every seed's refine summary
         counts["refine"] = seeds
+    if denoised:   # JoMoLD's stages 1 and 2, per seed, for the rows on `labels: jomold`
+        counts.update(noise_estimator=seeds, noise_ratios=seeds)
     if profiles:
         counts["profile"] = profiles
     if target.startswith("results/table"):
@@ -254,7 +267,7 @@ def test_schema_fills_defaults_and_accepts_the_shipped_config():
                        "lr_scale": {"han": 1.0, "ours": 1.0}, "plugins": [],
                        "variants_files": ["config/variants.yaml"], "tables_files": ["config/tables.yaml"],
                        "device": "cpu",
-                       "precision": "fp32", "protocol": "default", "threads": 1,
+                       "precision": "fp32", "protocol": "default", "thresholds": "tuned", "threads": 1,
                        "gpu_slots": 1, "cuda_graphs": True, "tracking": "none",
                        "slurm": {"partition": None, "account": None, "gpus_per_job": 1}}
 
@@ -271,7 +284,7 @@ def _typo_in_variants(spec):
     ("tables", _typo_in_tables, "config/tables.yaml: table 'table1' row 9 ('HAN + Magic'): variant: unknown variant "
                                 "'HAN + Magic' (not in config/variants.yaml)"),
     ("variants", _typo_in_variants, "config/variants.yaml: variant 'MA': gating: 'hann' is not one of "
-                                    "['han', 'ma'] (gatings)"),
+                                    "['cmpae', 'han', 'ma'] (gatings)"),
 ])
 def test_a_typo_in_a_sheet_stops_the_workflow_before_any_job(tmp_path, sheet, typo, message):
     """The workflow validates both sheets when it starts (avvp/sheets.py), as avvp does; one line says where."""
@@ -317,9 +330,11 @@ def test_interrupted_training_resumes_and_nothing_else_reruns(tmp_path):
     assert (run / "best.pt").exists()
     assert planned(wd, target, config=tiny) == {"total": 0}
 
-    # Table 4 now needs its other rows' runs (HAN is done), every row's evaluation and profile, and the table.
-    rows, _, profiled = yaml_rows("results/table4.md")
-    plan = {"resolve_config": 1, "train": rows - 1, "evaluate": rows, "profile": profiled, "table": 1}
+    # Table 4 now needs its other rows' runs (HAN is done), every row's evaluation and profile, and the table;
+    # its rows that are also in a `tune_thresholds` table (Table 5) get CMPAE's threshold search, HAN's included.
+    rows, _, profiled, _, tuned = yaml_rows("results/table4.md")
+    plan = {"resolve_config": 1, "train": rows - 1, "evaluate": rows, "profile": profiled, "table": 1,
+            **({"tune_thresholds": tuned} if tuned else {})}
     assert planned(wd, "results/table4.md", config=tiny) == {**plan, "total": sum(plan.values())}
 
     # The packed tiny data says 'synthetic': asking for the 2020 annotations stops the workflow.

@@ -99,13 +99,14 @@ def load_trained(run: Path, device: str = "cpu"):
     return info, model
 
 
-def score_gatings(probs: dict, split: dataset.Split) -> dict:
+def score_gatings(probs: dict, split: dataset.Split, params: dict | None = None) -> dict:
     """Per registered gating: (binary audio, binary visual, the ten numbers, per-video scores (videos, 10) in
     metrics.COLUMNS order). Every gating is kept so that `avvp table` can compare a row with its base under
-    ONE gating (MA's rows gate per modality, the rows built on them HAN's way) without re-scoring."""
+    ONE gating (MA's rows gate per modality, the rows built on them HAN's way) without re-scoring. `params`:
+    gating -> its keyword parameters (the run's CMPAE thresholds)."""
     out = {}
     for gating in gatings.GATINGS.names():
-        audio, visual = gatings.binarize(probs, gating)
+        audio, visual = gatings.binarize(probs, gating, **(params or {}).get(gating, {}))
         per_video = metrics.video_scores(audio, visual, split.gt_audio, split.gt_visual)
         # dataset_scores(video_scores) is exactly llp_scores, so the tables' intervals rebuild these numbers.
         scores = {level: metrics.dataset_scores(per_video[level]) for level in metrics.LEVELS}
@@ -122,7 +123,11 @@ def run(args) -> None:
         raise AvvpError(f"split '{split.name}' has no dense ground truth to score against")
     probs = predict(model, split, args.device, info.get("precision", "fp32"))
     own = info.get("gating", "han")
-    by_gating = score_gatings(probs, split)
+    # Read here, not imported at the top: thresholds imports gatings, which evaluate's callers import first.
+    from avvp.evaluation.thresholds import read_thresholds
+
+    tau = read_thresholds(run_dir)
+    by_gating = score_gatings(probs, split, {"cmpae": {"thresholds": tau}} if tau is not None else None)
     audio, visual, scores, _ = by_gating[own]
     # paths names a split's files by (run, split), so --out is read as <run>/<split>.
     at = (Path(args.out).parent, Path(args.out).name) if args.out else (run_dir, args.split)

@@ -34,6 +34,26 @@ def ma(probs: dict):
     return gated(probs["frame_prob"], video_gate(probs, "a_prob"), video_gate(probs, "v_prob"))
 
 
+# CMPAE's decision rule (docs/protocol.md#cmpae-gating): its validation during training uses 0.45 for every class.
+CMPAE_AUDIO, CMPAE_VISUAL, CMPAE_SEGMENT = 0.45, 0.45, 0.25
+
+
+@GATINGS.register("cmpae", description="CMPAE's gates: audio 0.45, visual per class (tuned), segments 0.25",
+                  params=("thresholds",))
+def cmpae(probs: dict, thresholds=None):
+    """CMPAE: audio of class c on iff `a_prob[c] >= 0.45`, visual iff `v_prob[c] >= tau_c`, a segment iff its
+    frame_prob >= 0.25 and its modality's gate. `thresholds`: tau (25,) from the run's thresholds file
+    (avvp/evaluation/thresholds.py), or None for 0.45 everywhere. The model's eval forward already fused its
+    two passes (avvp/models/cmpae.py), so the probabilities here are the fused ones."""
+    import numpy as np
+
+    from avvp.evaluation.metrics import gated, video_gate
+
+    tau = CMPAE_VISUAL if thresholds is None else np.asarray(thresholds, dtype=np.float32)
+    return gated(probs["frame_prob"], video_gate(probs, "a_prob", CMPAE_AUDIO), video_gate(probs, "v_prob", tau),
+                 CMPAE_SEGMENT)
+
+
 def binarize(probs: dict, gating: str = "han", **params):
     """Binary (audio, visual) predictions of `probs` under the registered `gating`."""
     return GATINGS.get(gating)(probs, **params)

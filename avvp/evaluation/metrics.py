@@ -30,14 +30,15 @@ IOU_THRESHOLD = 0.5   # an event matches when IoU >= 0.5 (kept as the exact test
 # Probabilities -> binary predictions (the gates: avvp/evaluation/gatings.py)
 # ---------------------------------------------------------------------------------------------------
 
-def gated(frame_prob, gate_audio: np.ndarray, gate_visual: np.ndarray):
+def gated(frame_prob, gate_audio: np.ndarray, gate_visual: np.ndarray, threshold: float = THRESHOLD):
     """Binary audio and visual predictions (N, 25, 10) uint8: a segment is on where its probability is at least
-    0.5 and the video-level gate (N, 25) of its modality is open (avvp.evaluation.gatings says which gate).
+    `threshold` (0.5, the protocol's) and the video-level gate (N, 25) of its modality is open
+    (avvp.evaluation.gatings says which gate and threshold).
 
     frame_prob (N, 10, 2, 25): per-segment class probabilities, modality 0 audio, 1 visual.
     """
     frame_prob = _to_numpy(frame_prob)
-    on = frame_prob >= THRESHOLD                      # (N, T, 2, C)
+    on = frame_prob >= threshold                      # (N, T, 2, C)
     audio = on[:, :, 0, :] & gate_audio[:, None, :]   # (N, T, C)
     visual = on[:, :, 1, :] & gate_visual[:, None, :]
     # (N, T, C) -> (N, C, T): the protocol's matrices are class x segment.
@@ -52,8 +53,9 @@ def _to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def video_gate(probs: dict, name: str) -> np.ndarray:
-    """Video-level decision `probs[name] >= 0.5` of shape (N, C), checked against probs["frame_prob"]."""
+def video_gate(probs: dict, name: str, threshold=THRESHOLD) -> np.ndarray:
+    """Video-level decision `probs[name] >= threshold` of shape (N, C), checked against probs["frame_prob"];
+    `threshold` is one number or one per class (C,)."""
     frame_prob = _to_numpy(probs["frame_prob"])
     if frame_prob.ndim != 4 or frame_prob.shape[2] != 2:
         raise ValueError(f"frame_prob must be (N, T, 2, C), got {frame_prob.shape}")
@@ -63,7 +65,7 @@ def video_gate(probs: dict, name: str) -> np.ndarray:
     prob = _to_numpy(probs[name])
     if prob.shape != (n, c):
         raise ValueError(f"{name} must be ({n}, {c}), got {prob.shape}")
-    return prob >= THRESHOLD
+    return prob >= threshold
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -25,17 +25,41 @@ BACKBONES.register("han", "avvp.models.han:build", switches={
     "layers": {"type": "integer", "minimum": 1, "maximum": 3, "default": 1,
                "description": "hybrid attention layers"},
     "stacking": {"enum": ["chained", "released"], "default": "chained",
-                 "description": "released: every layer reads the original inputs, as the released code"}})
+                 "description": "released: every layer reads the original inputs, as the released code"},
+    # JoMoLD's switch (docs/protocol.md#jomold); a forward call may still turn it off (`cross=False`).
+    "cross_attention": {"enum": ["on", "off"], "default": "on", "x-omit-default": True,
+                        "description": "off: self-attention and feed-forward only, same weights"}})
 BACKBONES.register("ave", "avvp.models.ave:build")
 BACKBONES.register("avsdn", "avvp.models.avsdn:build")
+BACKBONES.register("mmpyr", "avvp.models.mmpyr:build", switches={
+    "levels": {"type": "integer", "minimum": 1, "maximum": 4, "default": 4,
+               "description": "pyramid levels; level i attends within +-2^i segments"},
+    "stream_order": {"enum": ["released", "fixed"], "default": "released",
+                     "description": "released: the head's audio index holds the visual-rooted stream, as released"},
+    "init": {"enum": ["released", "independent"], "default": "released",
+             "description": "released: the release's copied initial weights (equal projections and blocks)"}})
 FRAME_HEADS.register("mmil", "avvp.models.mmil:build")
 FRAME_HEADS.register("cmco", "avvp.models.cmco:build", switches={
     "cmco_mode": {"enum": ["cm", "av", "a_only", "v_only"], "default": "cm",
                   "description": "Table 3's ablations (our reading of the paper)"}})
+# CMPAE's head replaces the MMIL pooling as well, so it brings its own parser (docs/protocol.md#cmpae).
+FRAME_HEADS.register("cmpae", "avvp.models.cmpae:build", parser="avvp.models.cmpae:build_parser", switches={
+    "input_act": {"enum": ["elu", "none"], "default": "elu", "description": "ELU after each input projection"},
+    "ca_mix": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.8,
+               "description": "z = ca_mix E_on + (1 - ca_mix) E_off when cross attention is on (1: E_on)"},
+    "infer_fuse": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.7,
+                   "description": "eval: p = f p_on + (1 - f) p_off (1: the cross-attention pass alone)"},
+    "absence_dropout": {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0.2,
+                        "description": "dropout inside the absence evidence's cross-modal mix"}})
 
 # The parser's own switches, around those of its backbone and head. `dropout` is the recipe's.
 CHOICE = {"backbone": (BACKBONES, "han"), "head": (FRAME_HEADS, "mmil")}
 DROPOUT = {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0.1}
+# Dropout on the backbone's visual output before the heads (JoMoLD, docs/protocol.md#jomold). A switch marked
+# `x-omit-default` is left out of a normalised spec while it holds its default, so the specs (and job keys) of
+# the rows that existed before it are unchanged.
+VISUAL_DROPOUT = {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0.0, "x-omit-default": True,
+                  "description": "dropout on the post-backbone visual features feeding the heads"}
 
 
 def switches(spec: dict) -> dict[str, dict]:
@@ -45,7 +69,7 @@ def switches(spec: dict) -> dict[str, dict]:
         name = spec.get(key, default)
         out[key] = {"type": "string", "x-choices": registry.plural, "default": default}
         out.update(registry.meta(name).get("switches", {}) if name in registry else {})
-    return {**out, "dropout": DROPOUT}
+    return {**out, "visual_dropout": VISUAL_DROPOUT, "dropout": DROPOUT}
 
 
 def spec_schema(dropout: bool = True) -> dict:
@@ -55,6 +79,7 @@ def spec_schema(dropout: bool = True) -> dict:
                  "then": {"properties": registry.meta(name).get("switches", {})}}
                 for key, (registry, _) in CHOICE.items() for name in registry.names()]
     properties = {key: {"type": "string", "x-choices": registry.plural} for key, (registry, _) in CHOICE.items()}
+    properties["visual_dropout"] = VISUAL_DROPOUT
     if dropout:
         properties["dropout"] = DROPOUT
     return {"type": "object", "properties": properties, "allOf": branches, "unevaluatedProperties": False}
@@ -65,7 +90,8 @@ def normalise(spec: dict) -> dict:
     any unknown switch or value."""
     spec = {**{key: default for key, (_, default) in CHOICE.items()}, **spec}
     schema.check(spec, spec_schema(), lambda path: "model spec" + "".join(f": {key}" for key in path))
-    return {key: spec.get(key, fragment["default"]) for key, fragment in switches(spec).items()}
+    return {key: spec.get(key, fragment["default"]) for key, fragment in switches(spec).items()
+            if not (fragment.get("x-omit-default") and spec.get(key, fragment["default"]) == fragment["default"])}
 
 
 def build(spec: dict):

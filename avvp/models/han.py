@@ -18,22 +18,31 @@ class HANBackbone(nn.Module):
     stacking='released' reproduces the released HAN code, where every layer reads the ORIGINAL inputs, so
     only the last layer shapes the output (the others are still computed, as there, which is what Table 4's
     "HAN 2/3 Layers" FLOPs and parameters measure).
+
+    `cross=False` (the spec's `cross_attention: off`, or one forward call's choice) skips the cross-modal
+    attention: each layer computes LN1(q + drop(SelfAttn(q))) and its feed-forward block with the same weights
+    (JoMoLD, docs/protocol.md#jomold). The cross-attention weights are built either way, so a model with it off
+    starts from the same weights as one with it on.
     """
 
-    def __init__(self, d: int = 512, layers: int = 1, stacking: str = "chained", dropout: float = 0.1):
+    def __init__(self, d: int = 512, layers: int = 1, stacking: str = "chained", dropout: float = 0.1,
+                 cross: bool = True):
         super().__init__()
         self.stacking = stacking
+        self.cross = cross
         self.layers = nn.ModuleList(HybridAttention(d, d, dropout) for _ in range(layers))
 
-    def forward(self, f_a: torch.Tensor, f_v: torch.Tensor):
+    def forward(self, f_a: torch.Tensor, f_v: torch.Tensor, cross: bool | None = None):
+        cross = self.cross if cross is None else cross
         x_a, x_v = f_a, f_v
         for layer in self.layers:
             if self.stacking == "released":
-                x_a, x_v = hybrid_pair(layer, f_a, f_v)
+                x_a, x_v = hybrid_pair(layer, f_a, f_v, cross=cross)
             else:
-                x_a, x_v = hybrid_pair(layer, x_a, x_v)
+                x_a, x_v = hybrid_pair(layer, x_a, x_v, cross=cross)
         return x_a, x_v
 
 
 def build(spec: dict, d: int) -> HANBackbone:
-    return HANBackbone(d, spec["layers"], spec["stacking"], float(spec["dropout"]))
+    return HANBackbone(d, spec["layers"], spec["stacking"], float(spec["dropout"]),
+                       cross=spec.get("cross_attention", "on") == "on")

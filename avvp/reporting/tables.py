@@ -47,12 +47,12 @@ PUBLISHED_COSTS = {"gflops_paper": "gflops", "params_m_paper": "params"}
 # --------------------------------------------------------------------------------------------- inputs
 
 def load_video_scores(results: Path, variant: str, seeds: list[int], gating: str,
-                      columns: list[str]) -> video_stats.VideoScores:
+                      columns: list[str], variants_file=None) -> video_stats.VideoScores:
     """Per-video test scores (seeds, videos, columns) in [0, 1] of a row under `gating`, from each run's
     per_video.npz; videos in filename order, the same videos for every seed."""
     per_seed, files = [], None
     for seed in seeds:
-        run = paths.run_dir(variant, seed, results)
+        run = variants_mod.run_dir(variant, seed, results, variants_file)
         names, scores = outputs.per_video(run, gating, columns)
         order = np.argsort(names)
         if files is not None and not np.array_equal(names[order], files):
@@ -113,6 +113,7 @@ class Row:
     p_boot: list = field(default_factory=list)  # per column: paired bootstrap p-value against the base, or None
     costs: dict = field(default_factory=dict)
     published_costs: dict = field(default_factory=dict)
+    published_source: str | None = None     # where this row's published numbers come from (a later method's)
 
     @property
     def mean(self) -> np.ndarray:
@@ -141,15 +142,19 @@ class RunScores:
         """(seeds, columns): metrics.json under the row's own gating, else metrics_by_gating.json."""
         key = (variant, gating)
         if key not in self._values:
-            other = None if gating == self.gating(variant) else gating
-            self._values[key] = np.stack([outputs.numbers(paths.run_dir(variant, s, self.results), self.columns,
-                                                          gating=other) for s in self.seeds])
+            # metrics.json holds the gating of the row that trained the runs (another row's, for `runs_of`).
+            trained = variants_mod.get(variants_mod.get(variant, self.variants_file).slug, self.variants_file)
+            other = None if gating == trained.gating else gating
+            self._values[key] = np.stack([outputs.numbers(variants_mod.run_dir(variant, s, self.results,
+                                                                               self.variants_file),
+                                                          self.columns, gating=other) for s in self.seeds])
         return self._values[key]
 
     def videos(self, variant: str, gating: str) -> video_stats.VideoScores:
         key = (variant, gating)
         if key not in self._videos:
-            self._videos[key] = load_video_scores(self.results, variant, self.seeds, gating, self.columns)
+            self._videos[key] = load_video_scores(self.results, variant, self.seeds, gating, self.columns,
+                                                  self.variants_file)
         return self._videos[key]
 
 
@@ -183,7 +188,7 @@ def collect(spec: dict, results: Path, seeds: list[int], with_costs: bool, varia
         gating = runs.gating(r["variant"])
         row = Row(variant=r["variant"], label=r.get("label", r["variant"]), base=r.get("base"),
                   published=None if r.get("published") is None else [sheets.published(r, c) for c in spec["columns"]],
-                  values=runs.values(r["variant"], gating), gating=gating)
+                  values=runs.values(r["variant"], gating), gating=gating, published_source=r.get("published_source"))
         compare_row(row, runs, n_resamples)
         if with_costs:
             row.costs = load_profile(results, row.variant)
@@ -194,13 +199,13 @@ def collect(spec: dict, results: Path, seeds: list[int], with_costs: bool, varia
 
 # --------------------------------------------------------------------------------------------- header
 
-def load_runs_info(results: Path, variants: list[str], seeds: list[int]) -> dict:
+def load_runs_info(results: Path, variants: list[str], seeds: list[int], variants_file=None) -> dict:
     """run.json of every run (where present): variant -> list of dicts."""
     info = {}
     for v in variants:
         info[v] = []
         for s in seeds:
-            run = paths.run_dir(v, s, results)
+            run = variants_mod.run_dir(v, s, results, variants_file)
             if paths.run_json(run).exists():
                 info[v].append(outputs.run_info(run))
     return info
@@ -522,6 +527,9 @@ def legend(spec: dict, rows: list[Row], seeds: list[int], with_costs: bool, vari
     if pairs:
         lines += ["", "Both tests compare row and base under ONE gating, the row's own:"]
         lines += comparison_lines(rows, variants_file) + [""]
+    sourced = [f"{r.label}: {r.published_source}" for r in rows if r.published is not None and r.published_source]
+    if sourced:
+        lines.append(f"Published numbers by row (where not {spec['source']}): {'; '.join(sourced)}.")
     extra = [r.label for r in rows if r.published is None]
     if extra:
         lines.append(f"Not in the paper (controls): {', '.join(extra)}.")
@@ -543,7 +551,7 @@ def assemble(table: str, results: str | Path, config_path: str | Path, tables_pa
     with_costs = bool(spec.get("extra"))
     rows = collect(spec, results, seeds, with_costs, variants_file)
     names = list(dict.fromkeys([r.variant for r in rows] + [r.base for r in rows if r.base]))
-    runs = load_runs_info(results, names, seeds)
+    runs = load_runs_info(results, names, seeds, variants_file)
     head = header(table, spec, config, seeds, data, runs, variants_file)
     head.insert(len(head) - 1, rows_line(rows, variants_file))    # before the header's closing blank line
     return {"head": head, "frame": markdown_frame(rows, spec["columns"], with_costs),

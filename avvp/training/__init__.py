@@ -27,3 +27,9 @@ def settings(**properties) -> dict:
 EXTRA_LOSSES.register("ma_contrast", "avvp.training.losses:MA_CONTRAST", settings=settings(
     weight=POSITIVE, temperature=POSITIVE, smoothing={"type": "number", "minimum": 0, "exclusiveMaximum": 1}))
 EXTRA_LOSSES.register("cms", "avvp.training.losses:CMS", settings=settings(weight=POSITIVE, tau=POSITIVE))
+EXTRA_LOSSES.register("jomold_contrast", "avvp.training.losses:JOMOLD_CONTRAST", settings=settings(
+    weight={"type": "number", "minimum": 0}, temperature=POSITIVE,
+    smoothing={"type": "number", "minimum": 0, "exclusiveMaximum": 1}))
+EXTRA_LOSSES.register("jml", "avvp.training.losses:JML", settings=settings(
+    weight=POSITIVE, **{"lambda": {"type": "number", "minimum": 0}},
+    floor={"type": "number", "minimum": 0, "maximum": 1}))

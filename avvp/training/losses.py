@@ -1,4 +1,4 @@
-"""The training losses: HAN's MMIL BCE, MA's temporal contrast, and the paper's CM-S.
+"""The training losses: HAN's MMIL BCE, MA's temporal contrast, the paper's CM-S, JoMoLD's contrast.
 
 Each loss function takes whatever tensors it is given and computes in float32 (also under bf16 autocast);
 building targets (label smoothing, refined labels) is the trainer's job. The extra terms a row may add beside
@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from avvp.errors import AvvpError
 from avvp.training import EXTRA_LOSSES
 
 EPS = 1e-7
@@ -27,14 +28,19 @@ def _bce(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def mmil_bce(out: dict, target_audio: torch.Tensor, target_visual: torch.Tensor,
-             target_global: torch.Tensor) -> torch.Tensor:
+             target_global: torch.Tensor, weights: dict | None = None) -> torch.Tensor:
     """HAN's weakly-supervised loss (docs/protocol.md#han-recipe; the BCE on Eq. 3's pooled predictions, also Eq. 6's).
 
     BCE(a_prob, target_audio) + BCE(v_prob, target_visual) + BCE(global_prob, target_global), each the mean
     over videos and classes, with probabilities clamped to [1e-7, 1 - 1e-7]. Targets are (B, 25) floats.
+    `weights` (the recipe's `loss_weights`: audio, visual, global; JoMoLD's 2/1/1) scale the three terms;
+    without them the sum is unweighted (and computed exactly as before the option existed).
     """
-    return (_bce(out["a_prob"], target_audio) + _bce(out["v_prob"], target_visual)
-            + _bce(out["global_prob"], target_global))
+    if weights is None:
+        return (_bce(out["a_prob"], target_audio) + _bce(out["v_prob"], target_visual)
+                + _bce(out["global_prob"], target_global))
+    return (weights["audio"] * _bce(out["a_prob"], target_audio) + weights["visual"] * _bce(out["v_prob"], target_visual)
+            + weights["global"] * _bce(out["global_prob"], target_global))
 
 
 def ma_contrast(x_a: torch.Tensor, v_in: torch.Tensor, temperature: float = 0.2,
@@ -56,6 +62,56 @@ def ma_contrast(x_a: torch.Tensor, v_in: torch.Tensor, temperature: float = 0.2,
     eye = torch.eye(t, device=x_a.device)
     soft = eye * (1 - smoothing) + (1 - eye) * (smoothing / (t - 1))
     return -(soft * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+
+
+def jomold_contrast(x_a: torch.Tensor, x_v: torch.Tensor, temperature: float = 0.2,
+                    smoothing: float = 0.1) -> torch.Tensor:
+    """JoMoLD's temporal contrast (docs/protocol.md#jomold): post-HAN audio against post-HAN visual segments.
+
+    Per video s(t, u) = cos(x_a(t), x_v(u)) / temperature, p_t = softmax_u s(t, .), q_t = 1 - smoothing on
+    u = t and smoothing / (T - 1) elsewhere, and the loss is -mean over (video, t) of log(sum_u q_t(u) p_t(u)):
+    the log of an expected probability (an NCE form), not MA's cross-entropy -sum_u q_t(u) log p_t(u).
+    Computed as a logsumexp of log q + log p, so a tiny p never underflows to log 0.
+    """
+    b, t, _ = x_a.shape
+    x_a, x_v = x_a.float(), x_v.float()
+    logits = torch.bmm(F.normalize(x_a, dim=-1), F.normalize(x_v, dim=-1).transpose(1, 2)) / temperature
+    eye = torch.eye(t, device=x_a.device)
+    soft = eye * (1 - smoothing) + (1 - eye) * (smoothing / (t - 1))
+    return -torch.logsumexp(torch.log(soft) + torch.log_softmax(logits, dim=-1), dim=-1).mean()
+
+
+def jml_loss(out: dict, y: torch.Tensor, odd: bool | torch.Tensor, lam: float = 1.0,
+             floor: float = 0.9) -> torch.Tensor:
+    """CMPAE's joint-modal mutual learning (docs/protocol.md#cmpae-losses), averaged over videos x classes.
+
+    With U = max(U_g, floor) per video, p_max = max(p_a, p_v) and u_max the uncertainty of that modality (audio
+    on a tie), p_mean and u_mean the modalities' means, and the raw weak labels y:
+      odd steps, the global branch learns:   U (1-u_max) (p_g - sg(p_max))^2 y + lam U (1-u_mean) (p_g - sg(p_mean))^2 (1-y)
+      even steps, the modalities learn:  (1-U) (1-u_max) (sg(p_g) - p_max)^2 y + lam (1-U) (1-u_mean) (...)^2 (1-y)
+    Only the probabilities inside sg() are detached: U, u_max and u_mean keep their gradients, as released.
+    `odd`: a bool, or a bool tensor (the trainer's step derives it from its device-side step count).
+    """
+    p_a, p_v, u_a, u_v, p_g = (out[k].float() for k in ("a_prob", "v_prob", "u_a", "u_v", "global_prob"))
+    y = y.float()
+    u = out["U_g"].float().clamp(min=floor).unsqueeze(1)            # max(U_g, floor): no gradient below it
+    audio_wins = p_a >= p_v
+    p_max, u_max = torch.where(audio_wins, p_a, p_v), torch.where(audio_wins, u_a, u_v)
+    p_mean, u_mean = (p_a + p_v) / 2, (u_a + u_v) / 2
+
+    def half(global_learns: bool) -> torch.Tensor:
+        if global_learns:
+            weight, g, p_top, p_avg = u, p_g, p_max.detach(), p_mean.detach()
+        else:
+            weight, g, p_top, p_avg = 1 - u, p_g.detach(), p_max, p_mean
+        present = weight * (1 - u_max) * (g - p_top) ** 2 * y
+        absent = lam * weight * (1 - u_mean) * (g - p_avg) ** 2 * (1 - y)
+        return (present + absent).mean()
+    if isinstance(odd, bool):
+        return half(odd)
+    # Inside a (CUDA-graphed) step the parity is a device tensor: a Python branch on it would freeze the captured
+    # step's first parity. Both halves are computed and one kept; the other's gradient is exactly 0.
+    return torch.where(odd, half(True), half(False))
 
 
 def attentive_pool(x: torch.Tensor, att_logit: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -102,6 +158,10 @@ class Batch:
     y: torch.Tensor          # weak video-level labels (n, C)
     y_a: torch.Tensor        # audio label source (weak or refined), one row per batch row
     y_v: torch.Tensor        # visual label source
+    ratios: torch.Tensor | None = None   # (2, C) audio and visual noise ratios in force (labels: jomold)
+    # The batch's index within its epoch, from 0 (CMPAE's mutual learning alternates on it): an int, or inside the
+    # trainer's step a 0-dim int64 tensor on the batch's device (the step counts itself; avvp.training.train).
+    step: int | torch.Tensor = 0
 
     @property
     def n(self) -> int:
@@ -115,10 +175,22 @@ class ExtraLoss:
     the batch before the forward; `cfg` is the recipe's entry of the loss's name."""
     term: Callable[[dict, dict, Batch, dict], torch.Tensor]
     augment: Callable[[Batch, torch.Generator], Batch] | None = None
+    reads_step: bool = False   # the term reads Batch.step (the trainer then counts its steps on the device)
 
 
 def _ma_contrast_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.Tensor:
     return cfg["weight"] * ma_contrast(first["x_a"], first["v_in"], cfg["temperature"], cfg["smoothing"])
+
+
+def _jomold_contrast_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.Tensor:
+    # x_v is the backbone's output, before the visual dropout that feeds the heads (docs/protocol.md#jomold).
+    return cfg["weight"] * jomold_contrast(first["x_a"], first["x_v"], cfg["temperature"], cfg["smoothing"])
+
+
+def _jml_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.Tensor:
+    if "U_g" not in first:
+        raise AvvpError("loss 'jml' needs the uncertainties of head 'cmpae' (u_a, u_v, U_g); this row's head has none")
+    return cfg["weight"] * jml_loss(first, batch.y, batch.step % 2 == 1, cfg["lambda"], cfg["floor"])
 
 
 def cms_partners(n: int, gen: torch.Generator, device) -> torch.Tensor:
@@ -141,7 +213,8 @@ def cms_augment(batch: Batch, gen: torch.Generator) -> Batch:
     j = cms_partners(batch.n, gen, batch.audio.device)
     return Batch(audio=torch.cat([batch.audio, batch.audio]), visual=torch.cat([batch.visual, batch.visual[j]]),
                  motion=torch.cat([batch.motion, batch.motion[j]]), y=batch.y,
-                 y_a=torch.cat([batch.y_a, batch.y_a]), y_v=torch.cat([batch.y_v, batch.y_v[j]]))
+                 y_a=torch.cat([batch.y_a, batch.y_a]), y_v=torch.cat([batch.y_v, batch.y_v[j]]),
+                 step=batch.step)
 
 
 def _cms_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.Tensor:
@@ -153,6 +226,8 @@ def _cms_term(out: dict, first: dict, batch: Batch, cfg: dict) -> torch.Tensor:
 # The entries of avvp.training.EXTRA_LOSSES (registered there by these names).
 MA_CONTRAST = ExtraLoss(term=_ma_contrast_term)
 CMS = ExtraLoss(term=_cms_term, augment=cms_augment)
+JOMOLD_CONTRAST = ExtraLoss(term=_jomold_contrast_term)
+JML = ExtraLoss(term=_jml_term, reads_step=True)
 
 
 def active_extras(names, recipe: dict, epoch: int) -> list[tuple[str, ExtraLoss, dict]]:

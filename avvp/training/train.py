@@ -11,6 +11,7 @@ started again with the same arguments ends with exactly the metrics of an uninte
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import time
@@ -27,7 +28,7 @@ from avvp.evaluation.evaluate import score_split
 from avvp.io import git_commit, load_torch, read_json, save_torch, sha256_file, unreadable, write_json, write_text
 from avvp.models import build
 from avvp.models.precision import autocast
-from avvp.training import labels, losses, tracking
+from avvp.training import denoise, labels, losses, tracking
 from avvp.training.graphs import StepRunner, capturable_adam, deterministic, make_capturable, make_step
 from avvp.training.losses import Batch
 from avvp.training.selection import SELECTION_RULES
@@ -117,12 +118,30 @@ def targets(recipe: dict, y, y_a, y_v, epoch: int):
     return y_a, t_v, t_global
 
 
+def denoise_step(model, job: Job, batch: Batch, epoch: int) -> Batch:
+    """JoMoLD's per-batch joint-modal denoising (docs/protocol.md#jomold): a detection pass without gradient,
+    in training mode (dropout on) with cross attention off, ranks each positive's audio and visual BCE against
+    the batch's targets (float32); the loss-rank rule with the ratios in force removes labels, which the
+    targets then make a hard 0 (`removed_visual: zero`; the audio target is the label itself)."""
+    with torch.no_grad():
+        with autocast(job.precision, job.device):
+            out = model(batch.audio, batch.visual, batch.motion, cross=False)
+        t_a, t_v, _ = targets(job.recipe, batch.y, batch.y_a, batch.y_v, epoch)
+        l_a, l_v = denoise.detection_losses(out["a_prob"], out["v_prob"], t_a, t_v)
+        remove_a, remove_v = denoise.removals(l_a, l_v, batch.y, batch.ratios[0], batch.ratios[1])
+        y_a, y_v = denoise.denoised_targets(batch.y_a, batch.y_v, remove_a, remove_v)
+    return dataclasses.replace(batch, y_a=y_a, y_v=y_v)
+
+
 def batch_loss(model, job: Job, batch: Batch, epoch: int, gen: torch.Generator):
     """The loss of one batch and its terms (detached tensors, summed for the log: no device sync per step).
 
-    The MMIL BCE covers the batch's real videos (its first n rows); each extra loss in force augments the
-    batch first if it needs to, and adds its term on the model's outputs.
+    A denoising label source's batch (one with ratios) is denoised first. The MMIL BCE covers the batch's real
+    videos (its first n rows); each extra loss in force augments the batch first if it needs to, and adds its
+    term on the model's outputs.
     """
+    if batch.ratios is not None:
+        batch = denoise_step(model, job, batch, epoch)
     extras = losses.active_extras(job.losses, job.recipe, epoch)
     for _, extra, _ in extras:
         if extra.augment is not None:
@@ -135,7 +154,7 @@ def batch_loss(model, job: Job, batch: Batch, epoch: int, gen: torch.Generator):
     # keeps results bit-identical across refactors.
     first = {k: t[:n] for k, t in out.items()}
     t_a, t_v, t_g = targets(job.recipe, batch.y, batch.y_a[:n], batch.y_v[:n], epoch)
-    loss = losses.mmil_bce(first, t_a, t_v, t_g)
+    loss = losses.mmil_bce(first, t_a, t_v, t_g, job.recipe.get("loss_weights"))
     terms = {"bce": loss.detach()}
     for name, extra, cfg in extras:
         term = extra.term(out, first, batch, cfg)
@@ -151,23 +170,63 @@ def phase_key(job: Job, epoch: int) -> tuple:
     return smoothing_on(job.recipe, epoch), extras
 
 
-def loss_of_indexed(job: Job, train: dataset.Split, y_a, y_v, epoch: int, gen):
+def epoch_ratios(job: Job, ratios, n: int, epoch: int) -> list | None:
+    """The noise ratios in force at each batch of 0-based `epoch` ((2, C) each, on the job's device), warmed
+    up as the recipe says (`warmup`: released | ramp); None without ratios (a source that does not denoise)."""
+    if ratios is None:
+        return None
+    iterations = denoise.iterations_per_epoch(n, job.recipe["batch"])
+    schedule = denoise.warmup_schedule(ratios, epoch, iterations, job.recipe.get("warmup", "released"),
+                                       job.recipe.get("warmup_epochs", 0.9))
+    return [r.to(job.device) for r in schedule]
+
+
+def counts_steps(job: Job, ratios) -> bool:
+    """Whether the step needs its batch's index within the epoch (Batch.step): to read the ratios in force from
+    the epoch's schedule, or for a term that reads it (CMPAE's JML alternates on its parity)."""
+    return ratios is not None or any(losses.EXTRA_LOSSES.get(name).reads_step for name in job.losses)
+
+
+def loss_of_indexed(job: Job, train: dataset.Split, y_a, y_v, epoch: int, gen, schedule=None, step=None):
     """batch_loss of a batch given as its videos' index, gathered from the device-resident split (inside the
-    step: a captured graph then has the index as its only per-step input)."""
+    step: a captured graph then has the index as its only per-step input).
+
+    `step` (a 0-dim int64 tensor, or None): the step's own count within the epoch, read as Batch.step and then
+    incremented, inside the step; `schedule` (iterations, 2, C): the epoch's noise ratios per batch, the row of
+    this step taken inside the step. Both are tensors of the runner's life, refilled in place each epoch, so a
+    graph captured in one epoch replays every later one with that epoch's values.
+    """
     sources = (train.audio, train.visual, train.motion, train.labels, y_a, y_v)
 
     def loss_fn(model, indexed):
         (idx,) = indexed
-        return batch_loss(model, job, Batch(*(t[idx] for t in sources)), epoch, gen)
+        batch = Batch(*(t[idx] for t in sources))
+        if step is not None:
+            at = step.clone()     # this step's index, kept apart from the counter incremented below
+            # clamped for a capture's warm-up steps (undone afterwards), which may count past the epoch's end
+            ratios = None if schedule is None else schedule.index_select(0, at.clamp(max=len(schedule) - 1).view(1))[0]
+            batch = dataclasses.replace(batch, step=at, ratios=ratios)
+        loss, terms = batch_loss(model, job, batch, epoch, gen)
+        if step is not None:
+            with torch.no_grad():
+                step.add_(1)
+        return loss, terms
     return loss_fn
 
 
-def train_epoch(run: Trainer, job: Job, train: dataset.Split, y_a, y_v, epoch: int) -> dict:
+# The runner's total that counts the epoch's steps inside the step (not a loss: never logged).
+STEP_COUNT = "_steps"
+
+
+def train_epoch(run: Trainer, job: Job, train: dataset.Split, y_a, y_v, epoch: int, ratios=None) -> dict:
     """One pass over the shuffled training videos; the epoch's log row (epoch, learning rate, mean losses).
 
     Steps run through `run.runner` (a CUDA graph per phase and batch shape, or graph-shaped, or eager). The data
     stay on their device: the order is copied there once an epoch, each step gathers its batch there and adds its
-    loss terms into the runner's totals there; they are read once, at the end.
+    loss terms into the runner's totals there; they are read once, at the end. `ratios` (2, C): a denoising
+    label source's noise ratios; their warm-up per batch is copied to the device once an epoch (run.schedule),
+    and each step takes its own row there by its step count (kept with the totals: zeroed every epoch, undone
+    after a capture's warm-up).
     """
     run.model.train()
     n = len(train)
@@ -178,9 +237,18 @@ def train_epoch(run: Trainer, job: Job, train: dataset.Split, y_a, y_v, epoch: i
     names = ["bce", *key[1]]
     for name in names:  # made before any capture (a graph adds into fixed addresses), zeroed every epoch
         totals.setdefault(name, torch.zeros((), device=train.audio.device))
+    if counts_steps(job, ratios):
+        totals.setdefault(STEP_COUNT, torch.zeros((), dtype=torch.int64, device=train.audio.device))
+    if ratios is not None:
+        in_force = torch.stack(epoch_ratios(job, ratios, n, epoch)).float().to(train.audio.device)
+        if run.schedule is None:   # one tensor for the runner's life: captured graphs read its memory
+            run.schedule = torch.empty_like(in_force)
+        run.schedule.copy_(in_force)
     for total in totals.values():
         total.zero_()
-    step = make_step(run.model, run.optim, loss_of_indexed(job, train, y_a, y_v, epoch, run.gen), totals)
+    step = make_step(run.model, run.optim,
+                     loss_of_indexed(job, train, y_a, y_v, epoch, run.gen, run.schedule if ratios is not None else None,
+                                     totals.get(STEP_COUNT)), totals)
     steps = 0
     for start in range(0, n, job.recipe["batch"]):
         run.runner(step, (order[start:start + job.recipe["batch"]],), key)
@@ -262,8 +330,19 @@ def resume_or_start(job: Job, out: Path, run: Trainer, quiet: bool) -> TrainStat
     return state
 
 
+def early_epoch(job: Job) -> int | None:
+    """The epoch (1-based) whose weights go to early.pt: the recipe's `early_snapshot` scaled to the run's epochs
+    (8 of CMPAE's 20; round(0.4 x epochs), at least 1, for a shorter run), or None without one."""
+    early = job.recipe.get("early_snapshot")
+    if early is None:
+        return None
+    return early if job.epochs >= job.recipe["epochs"] else max(1, round(early * job.epochs / job.recipe["epochs"]))
+
+
 def checkpoint(out: Path, job: Job, run: Trainer, state: TrainState, improved: bool) -> None:
-    """best.pt first, then last.pt: a kill between the two redoes this epoch identically on resume."""
+    """early.pt and best.pt first, then last.pt: a kill between them redoes this epoch identically on resume."""
+    if state.epoch == early_epoch(job):
+        save_torch(paths.early_pt(out), run.model.state_dict())
     if improved:
         save_torch(paths.best_pt(out), run.model.state_dict())
     save_torch(paths.last_pt(out), {"job": job.key(), "model": run.model.state_dict(),
@@ -325,6 +404,7 @@ class Trainer:
     sched: torch.optim.lr_scheduler.LRScheduler
     gen: torch.Generator           # host RNG: the epochs' order, CM-S's partners on CPU
     runner: StepRunner             # captures on first use, so what a resume restores is what graphs see
+    schedule: torch.Tensor | None = None   # a denoising source's noise ratios per batch of the epoch (train_epoch)
 
     @classmethod
     def of(cls, job: Job, mode: str | None = None) -> Trainer:
@@ -338,7 +418,7 @@ class Trainer:
 
 
 def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | None, out: Path,
-        quiet: bool = False, on_epoch=None):
+        quiet: bool = False, on_epoch=None, ratios=None):
     """Train `job` on `train`, resuming from out/last.pt when it exists; returns the selected model and state.
 
     `y_a`, `y_v` are the audio and visual label sources (the weak labels, or MA's refined labels).
@@ -347,6 +427,7 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
     `job.cuda_graphs`: each training step as a CUDA graph (avvp.training.graphs; on CPU the same static-buffer
     path runs without capture), else the plain eager step. Both compute the same function.
     `on_epoch(row)` sees each finished epoch's log row (avvp.training.tracking: TensorBoard); it changes nothing.
+    `ratios` (2, C): the noise ratios of a denoising label source (JoMoLD), else None.
     """
     rule = SELECTION_RULES.get(job.select)
     if rule.split is not None and select_split is None:
@@ -364,7 +445,7 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
         if patience is not None and state.bad_epochs >= patience:
             break
         t0 = time.perf_counter()
-        row = train_epoch(run, job, train, y_a, y_v, epoch)
+        row = train_epoch(run, job, train, y_a, y_v, epoch, ratios)
         run.sched.step()
         row["train_seconds"] = round(time.perf_counter() - t0, 3)
         improved = keep_if_best(run.model, job, select_split, state, row)
@@ -416,6 +497,7 @@ def run(args) -> None:
                          **{name: sha256_file(path) for name, path in used.items()}})
     train = dataset.load_split(args.data, "train")
     y_a, y_v = labels.load(row.labels, train, given, f"variant '{row.name}'", args.data, seed)
+    ratios = labels.ratios(row.labels, given)      # a denoising source's (a bad file: one line, nothing written)
     rule = SELECTION_RULES.get(job.select)
     select_split = dataset.load_split(args.data, rule.split).to(args.device) if rule.split else None
     out = Path(args.out)
@@ -432,7 +514,8 @@ def run(args) -> None:
     t0 = time.perf_counter()
     train.to(args.device)
     with tracker as on_epoch:
-        _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out, on_epoch=on_epoch)
+        _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out, on_epoch=on_epoch,
+                       ratios=ratios)
     finish(out, job, state, time.perf_counter() - t0)
     best = state.best
     print(f"{row.name} seed {seed}: selected epoch {best.epoch} by {best.metric}"

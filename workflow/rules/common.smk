@@ -44,7 +44,8 @@ if PLUGINS:
 for _recipe in config["lr_scale"]:
     if _recipe not in RECIPES:
         raise WorkflowError(f"config lr_scale: unknown recipe '{_recipe}' (known: {', '.join(RECIPES)})")
-NAME = {avvp_variants.slug(n): n for n in avvp_variants.names(VARIANTS_FILES)}  # slug -> row name
+# slug -> row name, for the rows with runs of their own (a `runs_of` row scores another row's runs)
+NAME = {avvp_variants.slug(n): n for n in avvp_variants.trained(VARIANTS_FILES)}
 # The sheets as every avvp job reads them (each file named, in order).
 VARIANTS_ARGS = " ".join(f"--variants-file {shlex.quote(f)}" for f in VARIANTS_FILES)
 SHEET_ARGS = " ".join([VARIANTS_ARGS] + [f"--tables {shlex.quote(f)}" for f in TABLES_FILES])
@@ -127,7 +128,12 @@ def label_args(wildcards, input):
 
 
 def test_metrics(names, seeds):
-    return [str(paths.metrics_json(paths.run_dir(n, s), "test")) for n in names for s in seeds]
+    return [str(paths.metrics_json(run_dir(n, s), "test")) for n in names for s in seeds]
+
+
+def run_dir(name, seed):
+    """The folder of a row's runs (that of the row it scores, for a `runs_of` row)."""
+    return avvp_variants.run_dir(name, seed, paths.RESULTS, VARIANTS_FILES)
 
 
 def table_inputs(wildcards):
@@ -157,11 +163,61 @@ def figure_inputs(wildcards):
     methods, seeds = figure_methods(wildcards.kind), figure_seeds(wildcards.kind)
     if FIGURE_KINDS.get(wildcards.kind).reads == "metrics":
         return test_metrics(methods, seeds)
-    return [str(paths.predictions_npz(paths.run_dir(m, s), "test")) for m in methods for s in seeds]
+    return [str(paths.predictions_npz(run_dir(m, s), "test")) for m in methods for s in seeds]
 
 
 def quoted(names):
     return " ".join(shlex.quote(str(n)) for n in names)
+
+
+# --- CMPAE's thresholds (workflow/rules/thresholds.smk) ----------------------------------------------------
+
+def tuned_slugs():
+    """The slugs whose runs get a threshold search."""
+    rows = [n for n in NAME.values() if avvp_variants.get(n, VARIANTS_FILES).gating == "cmpae"]
+    rows += [r["variant"] for t in TABLES.values() if t.get("tune_thresholds") for r in t["rows"]]
+    return {avvp_variants.get(n, VARIANTS_FILES).slug for n in rows}
+
+
+TUNED = tuned_slugs()
+
+
+def thresholds_input(wildcards):
+    """evaluate's extra input: the run's thresholds file, for a tuned row."""
+    if wildcards.slug in TUNED:
+        return {"thresholds": str(paths.thresholds_json(paths.run_folder(wildcards.slug, wildcards.seed)))}
+    return {}
+
+
+def snapshot_arg(wildcards):
+    """Which weights the search tunes: under the released protocol CMPAE's early snapshot (its recipe's
+    `early_snapshot`), else (and for a row without one) the selected model."""
+    early = config["protocol"] == "released" and "early_snapshot" in variant(wildcards.slug).recipe
+    return "--snapshot early" if early else "--snapshot selected"
+
+
+# --- JoMoLD's stages (workflow/rules/jomold.smk) ---------------------------------------------------------
+
+ESTIMATOR_SLUG = avvp_variants.slug(paths.ESTIMATOR_ROW)
+
+
+def estimator_lr_scale():
+    """`--lr-scale F` when the config scales the estimator's recipe (JoMoLD's, as its stage 3)."""
+    scale = config["lr_scale"].get(variant(ESTIMATOR_SLUG).recipe_name, 1.0)
+    return f"--lr-scale {scale}" if scale != 1.0 else ""
+
+
+def denoised_rows():
+    """The rows of the tables on `labels: jomold` (JoMoLD's stage 3), each once."""
+    rows = dict.fromkeys(v for t in TABLES for v in table_variants(t))
+    return [n for n in rows if avvp_variants.get(n, VARIANTS_FILES).labels == "jomold"]
+
+
+def denoise_quality_inputs(wildcards):
+    if variant(wildcards.slug).labels != "jomold":
+        raise WorkflowError(f"denoise_quality: row '{NAME[wildcards.slug]}' is not on `labels: jomold`")
+    return {"done": str(paths.done_json(paths.run_folder(wildcards.slug, wildcards.seed))),
+            "ratios": str(paths.noise_ratios(wildcards.seed)), "manifest": MANIFEST}
 
 
 # --- resources ------------------------------------------------------------------------------------------------

@@ -89,6 +89,7 @@ rule train:
 rule evaluate:
     """metrics.json and predictions.npz of a trained run on one split."""
     input:
+        unpack(thresholds_input),  # a tuned row's thresholds file (workflow/rules/thresholds.smk)
         done=str(paths.done_json(paths.run_folder("{slug}", "{seed}"))),
         manifest=MANIFEST,
     output:
