@@ -100,3 +100,19 @@ def test_errors_are_one_line_and_write_nothing(tmp_path, capsys):
     assert err.count("\n") == 1 and "han/seed0/test/metrics_by_gating.json" in err
     assert main(["runs", "--results", str(results), "--out", str(tmp_path / "runs.txt")]) == 1
     assert not out.exists() and not out.with_suffix(".parquet").exists()
+
+
+def test_the_default_runs_csv_has_one_complete_line_per_run_split_and_gating():
+    """results/runs.csv as the default's Table 2 run wrote it (a fresh clone at d17ade1: 13 rows x 3 seeds, test
+    split, both gatings), loaded as a user would: the layout README "results/runs.csv" promises, no missing value
+    where the run has one. A later change of runs.csv's columns must keep reading it (or say why not)."""
+    table = pd.read_csv(Path(__file__).parent / "data" / "default_runs_d17ade1.csv")
+    assert len(table) == 13 * 3 * 1 * 2 and not table.duplicated(["slug", "seed", "split", "gating"]).any()
+    assert table.groupby("slug").size().eq(3 * 2).all() and set(table["gating"]) == {"han", "ma"}
+    assert list(table.columns[:6]) == ["row", "slug", "seed", "split", "gating", "own_gating"]
+    recorded = runs.NUMBER_COLUMNS + ["selected_epoch", "epochs_run", "train_seconds", "lr", "batch", "git_commit",
+                                      *(f"env_{k}" for k in runs.ENVIRONMENT)]
+    filled = table[[c for c in recorded if c not in ("env_cuda", "env_cudnn")]]    # None on a CPU build
+    assert not filled.isna().any().any()
+    assert table["own_gating"].sum() == 39 and set(table.query("row == 'MA'")["gating"][table["own_gating"]]) == {"ma"}
+    assert table["segment_type_av"].between(0, 100).all()

@@ -17,8 +17,8 @@ from avvp.data import dataset
 from avvp.evaluation import label_quality
 from avvp.evaluation.evaluate import load_trained
 from avvp.io import write_json
-from avvp.models.precision import autocast
 from avvp.training import denoise
+from avvp.training.noise_ratios import detection_pass
 
 BATCH = 128
 
@@ -28,20 +28,14 @@ def denoised_labels(model, split: dataset.Split, ratios: torch.Tensor, seed: int
     """(audio, visual) (N, 25) uint8: the weak labels less the removals of one denoising pass over `split`."""
     torch.manual_seed(seed)                  # the detection pass's dropout masks
     model.train()
-    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
     y_all = split.labels.cpu()
     audio, visual = y_all.clone(), y_all.clone()
-    with torch.no_grad():
-        for start in range(0, len(split), batch):
-            idx = order[start:start + batch]
-            with autocast(precision, device):
-                out = model(split.audio[idx].to(device), split.visual[idx].to(device), split.motion[idx].to(device),
-                            cross=False)
-            y = y_all[idx].to(device)
-            l_a, l_v = denoise.detection_losses(out["a_prob"], out["v_prob"], y, 0.9 * y + 0.05)
-            remove_a, remove_v = denoise.removals(l_a, l_v, y, ratios[0], ratios[1])
-            audio[idx] = torch.where(remove_a.cpu(), 0.0, y_all[idx])
-            visual[idx] = torch.where(remove_v.cpu(), 0.0, y_all[idx])
+    for idx, out in detection_pass(model, split, seed, device, precision, batch):
+        y = y_all[idx].to(device)
+        l_a, l_v = denoise.detection_losses(out["a_prob"], out["v_prob"], y, 0.9 * y + 0.05)
+        remove_a, remove_v = denoise.removals(l_a, l_v, y, ratios[0], ratios[1])
+        audio[idx] = torch.where(remove_a.cpu(), 0.0, y_all[idx])
+        visual[idx] = torch.where(remove_v.cpu(), 0.0, y_all[idx])
     model.eval()
     return audio.numpy().astype("uint8"), visual.numpy().astype("uint8")
 

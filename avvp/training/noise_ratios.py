@@ -22,22 +22,30 @@ from avvp.training import denoise
 BATCH = 128
 
 
+def detection_pass(model, split: dataset.Split, seed: int, device: str = "cpu", precision: str = "fp32",
+                   batch: int = BATCH):
+    """One pass over `split` in a shuffled order (drawn from `seed`), cross attention off, without gradients:
+    yields (index, outputs) per batch. The model's mode (eval: no dropout; train: dropout) is the caller's."""
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        for start in range(0, len(split), batch):
+            idx = order[start:start + batch]
+            with autocast(precision, device):
+                out = model(split.audio[idx].to(device), split.visual[idx].to(device), split.motion[idx].to(device),
+                            cross=False)
+            yield idx, out
+
+
 def estimator_pass(model, train: dataset.Split, seed: int, device: str = "cpu", precision: str = "fp32",
                    batch: int = BATCH):
     """(a_probs, v_probs, labels): one list entry per shuffled batch (order drawn from `seed`), the model in
     eval mode (no dropout) with cross attention off."""
     model.eval()
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
     a_probs, v_probs, ys = [], [], []
-    with torch.no_grad():
-        for start in range(0, len(train), batch):
-            idx = order[start:start + batch]
-            with autocast(precision, device):
-                out = model(train.audio[idx].to(device), train.visual[idx].to(device), train.motion[idx].to(device),
-                            cross=False)
-            a_probs.append(out["a_prob"].float().cpu())
-            v_probs.append(out["v_prob"].float().cpu())
-            ys.append(train.labels[idx].cpu())
+    for idx, out in detection_pass(model, train, seed, device, precision, batch):
+        a_probs.append(out["a_prob"].float().cpu())
+        v_probs.append(out["v_prob"].float().cpu())
+        ys.append(train.labels[idx].cpu())
     return a_probs, v_probs, ys
 
 
