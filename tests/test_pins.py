@@ -144,13 +144,28 @@ def readme_sample_header() -> dict[str, str]:
     return found
 
 
+SAMPLE_VERSION = re.compile(r"^Generator version of this sample: (\d+)(.*)$", re.M)
+
+
 def test_readme_sample_header_is_the_pinned_data():
+    """The sample's header names the pinned data of the current generator; a sample made with an older generator
+    says so in its `Generator version of this sample:` line (with the words "not the current pins"), and then must
+    not carry the current pins' hashes either (it cannot pass for the current data)."""
     found = readme_sample_header()
+    text = (REPO / "README.md").read_text()
+    declared = SAMPLE_VERSION.search(text[text.index("## Sample: Table 2"):])
+    assert declared, "README's sample names the generator version it was made with"
+    version = int(declared.group(1))
+    assert version <= synth.GENERATOR_VERSION
     preset, seed = found["preset"].groups()
     assert int(seed) == pins.load()["seed"] and found["manifest"].groups()[:2] == (preset, seed)
     entry = pinned(preset)
-    assert found["audio"].group(1) == entry["files"]["AVVP_eval_audio.csv"]
-    assert found["manifest"].group(3) == entry["packed_manifest_sha256"][:16]
+    current = (found["audio"].group(1) == entry["files"]["AVVP_eval_audio.csv"],
+               found["manifest"].group(3) == entry["packed_manifest_sha256"][:16])
+    if version == synth.GENERATOR_VERSION:
+        assert current == (True, True)
+    else:
+        assert "not the current pins" in declared.group(2) and current == (False, False)
 
 
 # ------------------------------------------------------------------------------------------ the lock
