@@ -288,3 +288,21 @@ def test_jml_on_a_head_without_uncertainties_is_one_line():
     out = {k: torch.full((2, 25), 0.5) for k in ("a_prob", "v_prob", "global_prob")}
     with pytest.raises(AvvpError, match="loss 'jml' needs the uncertainties of head 'cmpae'"):
         JML.term(out, out, None, {"weight": 1.0, "lambda": 1.0, "floor": 0.9})
+
+
+def test_the_curves_of_a_table_with_a_runs_of_row_read_its_rows_runs(tmp_path, monkeypatch):
+    """Table 5's `CMPAE (MA gating)` has no run folder of its own: its curves are CMPAE's runs (drawn once)."""
+    import json
+
+    from avvp import paths, variants
+    from avvp.reporting import curves
+
+    run = paths.run_folder(variants.get("CMPAE").slug, 0, tmp_path)
+    run.mkdir(parents=True)
+    (run / "log.csv").write_text("epoch,loss_bce,val_segment_type_av\n1,0.9,40.0\n2,0.7,45.0\n")
+    (run / "done.json").write_text(json.dumps({"selected_epoch": 2, "selected_by": "val segment type_av"}))
+    spec = {"rows": [{"variant": "CMPAE"}, {"variant": "CMPAE (MA gating)", "base": "CMPAE"}], "source": "T"}
+    seen = []
+    monkeypatch.setattr(curves, "draw", lambda rows, out, title: seen.extend(rows))   # what would be drawn
+    curves.table_curves(spec, tmp_path, [0], tmp_path / "c.png", "table5")
+    assert seen == [("CMPAE", [run])]

@@ -139,12 +139,17 @@ def draw(rows: list[tuple[str, list[Path]]], out: Path, title: str) -> None:
     save_figure(fig, out)
 
 
-def table_curves(spec: dict, results: Path, seeds: list[int], out: Path, table: str) -> None:
-    """The curves figure of one table of the tables sheet: each distinct row once, in the table's order."""
+def table_curves(spec: dict, results: Path, seeds: list[int], out: Path, table: str,
+                 variants_files=None) -> None:
+    """The curves figure of one table of the tables sheet: each distinct set of runs once, in the table's order
+    (a `runs_of` row, another row's runs under another gating, has the curves of that row)."""
+    from avvp import variants
+
     rows, seen = [], set()
     for r in spec["rows"]:
-        if r["variant"] in seen:
+        runs = [variants.run_dir(r["variant"], s, results, variants_files) for s in seeds]
+        if tuple(runs) in seen:
             continue
-        seen.add(r["variant"])
-        rows.append((r.get("label", r["variant"]), [paths.run_dir(r["variant"], s, results) for s in seeds]))
+        seen.add(tuple(runs))
+        rows.append((r.get("label", r["variant"]), runs))
     draw(rows, out, f"{spec.get('source', table)} ({table}): training curves, seeds {', '.join(map(str, seeds))}")

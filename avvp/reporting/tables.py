@@ -583,7 +583,8 @@ def run(args) -> None:
     if args.curves:   # before the files that show it
         from avvp.reporting import curves
 
-        curves.table_curves(parts["spec"], Path(args.results), parts["seeds"], Path(args.curves), args.table)
+        curves.table_curves(parts["spec"], Path(args.results), parts["seeds"], Path(args.curves), args.table,
+                            args.variants_file)
     # CSV first: the .md is the workflow's target, so it appears only once all are complete.
     write_text(out.with_suffix(".csv"), parts["csv"].to_csv(index=False))
     if args.html:
