@@ -135,7 +135,7 @@ def feature_hashes(paths: LLPPaths, ann: LLPAnnotations) -> dict[str, str]:
     out = {}
     for kind, folder in paths.features.items():
         files = {f"{video_id(n)}.npy": Path(folder) / f"{video_id(n)}.npy" for n in names}
-        out[kind] = pins.folder_hash({name: pins.file_sha256(p) for name, p in files.items()})
+        out[kind] = pins.folder_hash({name: io.sha256_file(p) for name, p in files.items()})
     return out
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from avvp import constants
 from avvp.constants import DENSE_CSV, FEATURES, WEAK_CSV
 from avvp.data.llp import SYNTH_MANIFEST, TRAIN_TRUTH_CSV
+from avvp.io import sha256_file
 
 PINS_FILE = "synth_pins.json"
 PINNED_PRESETS = ("tiny", "default", "full")
@@ -40,14 +41,6 @@ LAYOUT = ("CLASSES", "DENSE_CSV", "FEATURES", "FRAMES_PER_SEGMENT", "NUM_CLASSES
 
 
 # ------------------------------------------------------------------------------------------ hashes
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def folder_hash(digests: dict[str, str]) -> str:
     """One hash over a folder's files (file name -> sha256): sha256 of `name NUL digest LF`, names sorted.
 
@@ -59,11 +52,11 @@ def folder_hash(digests: dict[str, str]) -> str:
 def data_hashes(root: Path) -> dict:
     """The hashes of a synthetic dataset folder, in the pins' layout."""
     root = Path(root)
-    files = {name: file_sha256(root / name) for name in ROOT_FILES if (root / name).exists()}
+    files = {name: sha256_file(root / name) for name in ROOT_FILES if (root / name).exists()}
     features = {}
     for kind, (folder, _) in FEATURES.items():
         d = root / "feats" / folder
-        features[kind] = folder_hash({p.name: file_sha256(p) for p in d.iterdir() if p.is_file()})
+        features[kind] = folder_hash({p.name: sha256_file(p) for p in d.iterdir() if p.is_file()})
     return {"files": files, "features": features}
 
 
