@@ -171,14 +171,14 @@ def phase_key(job: Job, epoch: int) -> tuple:
 
 
 def epoch_ratios(job: Job, ratios, n: int, epoch: int) -> list | None:
-    """The noise ratios in force at each batch of 0-based `epoch` ((2, C) each, on the job's device), warmed
-    up as the recipe says (`warmup`: released | ramp); None without ratios (a source that does not denoise)."""
+    """The noise ratios in force at each batch of 0-based `epoch` ((2, C) each, where `ratios` are: train_epoch
+    moves the epoch's stack to the device once), warmed up as the recipe says (`warmup`: released | ramp); None
+    without ratios (a source that does not denoise)."""
     if ratios is None:
         return None
     iterations = denoise.iterations_per_epoch(n, job.recipe["batch"])
-    schedule = denoise.warmup_schedule(ratios, epoch, iterations, job.recipe.get("warmup", "released"),
-                                       job.recipe.get("warmup_epochs", 0.9))
-    return [r.to(job.device) for r in schedule]
+    return denoise.warmup_schedule(ratios, epoch, iterations, job.recipe.get("warmup", "released"),
+                                   job.recipe.get("warmup_epochs", 0.9))
 
 
 def counts_steps(job: Job, ratios) -> bool:
