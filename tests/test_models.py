@@ -165,3 +165,28 @@ def test_cpu_dropout_keeps_nn_dropout_semantics():
     y.sum().backward()
     torch.testing.assert_close(x.grad, (y != 0).float() / 0.75)
     assert torch.equal(drop.eval()(x), x)
+
+
+@pytest.mark.parametrize("name", ["ave", "avsdn"])
+def test_recurrent_layers_compute_in_fp32_under_cpu_bf16_autocast(name):
+    """CPU bf16 autocast would run nn.LSTM through a oneDNN bf16 primitive that AVX2-only CPUs lack (AVE and AVSDN
+    failed there at their first bf16 step): on CPU the LSTMs run in fp32, the same on every CPU. Each LSTM's
+    output under bf16 autocast is fp32 and equals its fp32 forward on the same (bf16-rounded) input exactly."""
+    from avvp.models import BACKBONES
+    from avvp.models.precision import autocast
+
+    torch.manual_seed(0)
+    backbone = BACKBONES.get(name)({"dropout": 0.0}, 512).eval()
+    seen = []
+    hooks = [m.register_forward_hook(lambda m, args, out: seen.append((m, args, out)))
+             for m in backbone.modules() if isinstance(m, torch.nn.LSTM)]
+    f_a, f_v = torch.randn(2, 10, 512).bfloat16(), torch.randn(2, 10, 512).bfloat16()
+    with torch.no_grad(), autocast("bf16", "cpu"):
+        backbone(f_a, f_v)
+    for hook in hooks:
+        hook.remove()
+    assert len(seen) == (2 if name == "ave" else 3)
+    for lstm, args, (out, _) in seen:
+        assert out.dtype == torch.float32
+        with torch.no_grad():
+            assert torch.equal(out, lstm(*args)[0])

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from avvp.models.layers import Dropout
+from avvp.models.precision import recurrent
 
 
 class AVEBackbone(nn.Module):
@@ -41,8 +42,8 @@ class AVEBackbone(nn.Module):
 
     def forward(self, f_a: torch.Tensor, f_v: torch.Tensor):
         v_att = self.audio_guided_attention(f_a, f_v)
-        x_a = self.lstm_a(self.drop(f_a))[0]
-        x_v = self.lstm_v(self.drop(v_att))[0]
+        x_a = recurrent(self.lstm_a, self.drop(f_a))[0]
+        x_v = recurrent(self.lstm_v, self.drop(v_att))[0]
         return x_a, x_v
 
 

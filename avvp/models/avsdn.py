@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from avvp.models.layers import Dropout
+from avvp.models.precision import recurrent
 
 
 class AVSDNBackbone(nn.Module):
@@ -31,9 +32,9 @@ class AVSDNBackbone(nn.Module):
         self.drop = Dropout(dropout)
 
     def forward(self, f_a: torch.Tensor, f_v: torch.Tensor):
-        e, state = self.encoder(torch.cat([f_a, f_v], dim=-1))
-        x_a = self.decoder_a(self.drop(torch.cat([f_a, e], dim=-1)), state)[0]
-        x_v = self.decoder_v(self.drop(torch.cat([f_v, e], dim=-1)), state)[0]
+        e, state = recurrent(self.encoder, torch.cat([f_a, f_v], dim=-1))
+        x_a = recurrent(self.decoder_a, self.drop(torch.cat([f_a, e], dim=-1)), state)[0]
+        x_v = recurrent(self.decoder_v, self.drop(torch.cat([f_v, e], dim=-1)), state)[0]
         return x_a, x_v
 
 

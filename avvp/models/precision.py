@@ -18,3 +18,18 @@ def autocast(precision: str, device: str):
         device_type = torch.device(device).type
         return torch.autocast(device_type=device_type, dtype=torch.bfloat16, cache_enabled=device_type != "cuda")
     return contextlib.nullcontext()
+
+
+def recurrent(lstm: torch.nn.LSTM, x: torch.Tensor, state=None):
+    """`lstm(x, state)`, in fp32 on CPU whatever the autocast.
+
+    CPU autocast runs nn.LSTM in bf16 through a oneDNN primitive that exists only on CPUs with AVX512: on an
+    AVX2-only CPU it fails ("could not create a primitive descriptor for the LSTM forward propagation primitive"),
+    so AVE and AVSDN could not train in bf16 there. On CPU the recurrent layers therefore always compute in fp32
+    (the rest of the row keeps bf16), the same function on every CPU; on CUDA autocast's own rule applies.
+    """
+    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            state = None if state is None else tuple(s.float() for s in state)
+            return lstm(x.float(), state)
+    return lstm(x, state)
