@@ -25,6 +25,7 @@ include: "workflow/rules/config.smk"
 
 config.update(typed(config))
 validated(config, "workflow/schemas/config.schema.yaml")
+config["precision"] = resolved_precision(config)   # `auto` becomes what every job runs with (and its key)
 
 
 include: "workflow/rules/common.smk"

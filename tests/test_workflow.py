@@ -155,6 +155,23 @@ def test_released_protocol_trains_seed_zero_only(wf):
     assert planned(wf, "results/table2.md", config=["protocol=released"]) == expected("results/table2.md", seeds=1)
 
 
+def native_bf16() -> bool:
+    flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+
+
+@pytest.mark.parametrize("given, device", [("auto", "cpu"), ("auto", "cuda"), ("fp32", "cpu"), ("bf16", "cpu")])
+def test_precision_auto_is_bf16_only_where_it_is_native(wf, given, device):
+    """`precision: auto` (the default) plans bf16 on a GPU or a CPU with AVX512-BF16 / AMX, fp32 on any other CPU
+    (where bf16 is emulated, many times slower: an AVX2-only EPYC); fp32 and bf16 are kept as given."""
+    proc = snakemake(wf, "--dry-run", "--printshellcmds", targets=["results/runs/han/seed0/done.json"],
+                     config=[f"precision={given}", f"device={device}", "seeds=[0]"])
+    assert proc.returncode == 0, proc.stderr
+    want = given if given != "auto" else ("bf16" if device == "cuda" or native_bf16() else "fp32")
+    assert "avvp train --variant HAN --seed 0" in proc.stdout and f"--precision {want} " in proc.stdout
+    assert ("precision auto: fp32" in proc.stderr) == (given == "auto" and want == "fp32")
+
+
 def test_commands_quote_row_names_and_pass_the_config(wf):
     proc = snakemake(wf, "--dry-run", "--printshellcmds",
                      targets=["results/runs/ma_star_ours/seed1/test/metrics.json"],
