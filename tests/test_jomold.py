@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -516,3 +517,29 @@ def test_denoise_quality_scores_the_removals_as_mas_refinement(stages, packed_ti
     assert cli("denoise-quality", "--run", stages / "jomold", "--ratios", stages / "noise_ratios.json",
                "--data", packed_tiny, "--seed", 1, "--out", stages / "q2.json", "--threads", 1) == 0
     assert (stages / "q2.json").read_text() == out.read_text()
+
+
+def test_noise_ratios_table_beside_the_truth_by_hand(tmp_path, capsys, monkeypatch):
+    """bench/noise_ratios_table.py: per class the mean over seeds of the estimate beside the truth, the means over
+    classes and the rank correlation (1 when the estimate orders the classes as the truth does)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    import noise_ratios_table
+    from avvp import paths
+    from avvp.constants import CLASSES
+
+    truth = {"audio": [0.01 * (c + 1) for c in range(25)], "visual": [0.5 - 0.01 * c for c in range(25)]}
+    for seed, scale in ((0, 0.5), (1, 1.5)):      # the mean over the two seeds is the truth itself
+        record = {"classes": list(CLASSES), "audio": {"ratio": [scale * r for r in truth["audio"]]},
+                  "visual": {"ratio": [scale * r for r in truth["visual"]]}, "truth_absent": truth}
+        f = paths.noise_ratios(seed, tmp_path)
+        f.parent.mkdir(parents=True)
+        f.write_text(json.dumps(record))
+    noise_ratios_table.main(["--results", str(tmp_path), "--seeds", "0", "1", "2"])
+    out = capsys.readouterr().out
+    assert "seeds 0, 1;" in out                    # seed 2 has no file: left out, and said so by the header
+    assert f"| {CLASSES[0]} | 0.010 | 0.010 | 0.500 | 0.500 |" in out
+    assert f"| {CLASSES[24]} | 0.250 | 0.250 | 0.260 | 0.260 |" in out
+    assert "| mean over classes | 0.130 | 0.130 | 0.380 | 0.380 |" in out
+    assert "audio 1.00, visual 1.00" in out
+    with pytest.raises(SystemExit, match="no results/jomold"):
+        noise_ratios_table.main(["--results", str(tmp_path / "none")])
