@@ -32,7 +32,7 @@ def test_smoke_runs_every_row_kind_in_both_precisions_and_steps(tmp_path):
     """`--smoke` on CPU: every row kind x fp32/bf16 x eager/graph-shaped, the graph-shaped step against the eager
     one (on CPU the same function: zero difference), every later section, written to $OUT/bench_gpu.md."""
     proc = subprocess.run([sys.executable, str(REPO / "bench/bench_gpu.py"), "--smoke", "--device", "cpu"],
-                          env={**os.environ, "OUT": str(tmp_path)}, capture_output=True, text=True, timeout=900)
+                          env={**os.environ, "OUT": str(tmp_path)}, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = (tmp_path / "bench_gpu.md").read_text()
     lines = text.splitlines()
@@ -57,7 +57,9 @@ def test_one_failed_configuration_leaves_the_others_and_the_final_table(tmp_path
     def train(name, mode, precision, *a, **kw):
         if name == "HAN + CM-Co" and precision == "bf16":
             raise RuntimeError("forced failure")
-        return real(name, mode, precision, *a, **kw)
+        # The failure path is under test, not bf16: the others compute in fp32 (on a CPU without native bf16, an
+        # AVX2-only EPYC, emulated bf16 made this test take 290 s; the smoke test above runs both precisions).
+        return real(name, mode, "fp32", *a, **kw)
 
     monkeypatch.setattr(bench_gpu, "train", train)
     monkeypatch.setattr(bench_gpu, "__file__", str(tmp_path / "no_such_worker.py"))
