@@ -465,3 +465,19 @@ def test_killed_in_pack_train_and_evaluate_ends_with_the_uninterrupted_outputs(t
     assert sum("unreadable" in line and "removed" in line for line in said) == 2, said
     assert bench_kill.outputs(killed) == report["reference"]
     assert (run / "done.json").exists() and json.loads((run / "done.json").read_text())["epochs_run"] == 2
+
+
+def test_native_bf16_reads_the_cpu_flags(tmp_path):
+    """avvp.machine.cpu_has_native_bf16 on hand-made cpuinfo files: the AVX512-BF16 or AMX-BF16 flag, nothing else."""
+    from avvp.machine import cpu_has_native_bf16
+
+    def cpu(flags: str) -> Path:
+        f = tmp_path / f"cpuinfo{len(list(tmp_path.iterdir()))}"
+        f.write_text(f"processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+        return f
+
+    assert not cpu_has_native_bf16(cpu("fpu sse sse2 avx avx2 fma"))              # this stop's AVX2-only EPYC
+    assert not cpu_has_native_bf16(cpu("avx2 avx512f avx512bw avx512vl"))          # AVX512 without its bf16
+    assert cpu_has_native_bf16(cpu("avx2 avx512f avx512_bf16"))
+    assert cpu_has_native_bf16(cpu("avx2 amx_bf16 amx_tile"))
+    assert not cpu_has_native_bf16(tmp_path / "no_such_file")                        # not Linux

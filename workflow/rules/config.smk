@@ -50,23 +50,13 @@ def validated(config, schema_file):
     validate(config, schema_file)
 
 
-def cpu_has_native_bf16(cpuinfo="/proc/cpuinfo"):
-    """Whether this CPU computes bf16 natively (the AVX512-BF16 or AMX-BF16 flag). Elsewhere CPU autocast emulates
-    bf16, which on an AVX2-only AMD EPYC made HAN's default epoch tens of times slower than fp32 (README, "The
-    quick default and real LLP"). No /proc/cpuinfo (not Linux): False."""
-    try:
-        with open(cpuinfo) as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def resolved_precision(config):
     """The config's precision, `auto` resolved on the machine that plans the jobs: bf16 on cuda, or on a CPU with
     native bf16; fp32 otherwise. (On SLURM the submitting host decides: set fp32 or bf16 when nodes differ.)"""
     if config["precision"] != "auto":
         return config["precision"]
+    from avvp.machine import cpu_has_native_bf16
+
     precision = "bf16" if config["device"] == "cuda" or cpu_has_native_bf16() else "fp32"
     if precision == "fp32":
         print("precision auto: fp32 (this CPU has no native bf16, AVX512-BF16 or AMX; bf16 would be emulated, "
