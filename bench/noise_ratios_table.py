@@ -12,7 +12,6 @@ reader sees both the level (does it remove as much as is wrong?) and the order (
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from scipy import stats
 
 from avvp import paths
+from avvp.io import read_json
 
 MODALITIES = ("audio", "visual")
 
@@ -31,7 +31,7 @@ def load(results: Path, seeds: list[int]) -> tuple[list[str], dict, dict, list[i
     for seed in seeds:
         f = paths.noise_ratios(seed, results)
         if f.exists():
-            records.append(json.loads(f.read_text()))
+            records.append(read_json(f, "noise ratios file"))   # a bad file: one line naming it
             found.append(seed)
     if not records:
         raise SystemExit(f"noise_ratios_table: no results/jomold/seed<S>/noise_ratios.json under {results} "
