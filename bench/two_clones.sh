@@ -4,17 +4,19 @@
 # results/table2.csv compared byte for byte. Prints each clone's wall times and the verdict; exit 1 when they differ.
 # Usage: bash bench/two_clones.sh PRESET [SEEDS] [EPOCHS] [CORES]
 #   e.g. bash bench/two_clones.sh tiny '[0]' 2 2      (SEEDS, EPOCHS: the config's when omitted or '-'; CORES: 4)
+#   bash bench/two_clones.sh -                        (no --config at all: exactly the README's first command)
 # The clones run one after the other (each gets the machine's cores), and are kept (their paths are printed).
 set -euo pipefail
 preset=${1:?usage: bash bench/two_clones.sh PRESET [SEEDS] [EPOCHS] [CORES]}
 seeds=${2:--}; epochs=${3:--}; cores=${4:-4}
 repo=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel)
 commit=$(git -C "$repo" rev-parse HEAD)
-config=("dataset={preset: $preset}")
+config=()
+[ "$preset" = - ] || config+=("dataset={preset: $preset}")
 [ "$seeds" = - ] || config+=("seeds=$seeds")
 [ "$epochs" = - ] || config+=("epochs=$epochs")
 base=$(mktemp -d /tmp/avvp-two-clones-XXXXXX)
-echo "commit ${commit:0:12}; clones in $base; snakemake --cores $cores results/table2.md --config ${config[*]}"
+echo "commit ${commit:0:12}; clones in $base; snakemake --cores $cores results/table2.md${config[*]:+ --config ${config[*]}}"
 now() { date +%s.%N; }
 for c in a b; do
   git clone -q --no-hardlinks "$repo" "$base/$c"
@@ -22,7 +24,7 @@ for c in a b; do
   t0=$(now)
   (cd "$base/$c" && bash .ci/setup) > "$base/$c.setup.log" 2>&1 || { echo "clone $c: setup failed ($base/$c.setup.log)"; exit 1; }
   t1=$(now)
-  (cd "$base/$c" && .venv/bin/snakemake --cores "$cores" results/table2.md --config "${config[@]}") \
+  (cd "$base/$c" && .venv/bin/snakemake --cores "$cores" results/table2.md ${config[@]:+--config "${config[@]}"}) \
     > "$base/$c.snakemake.log" 2>&1 || { echo "clone $c: snakemake failed ($base/$c.snakemake.log)"; exit 1; }
   t2=$(now)
   awk -v c="$c" -v a="$t0" -v b="$t1" -v d="$t2" \
