@@ -9,10 +9,11 @@ validation videos) are filled with random tensors of the real shapes, made on th
 train` runs: avvp.training.train.train_epoch (the row's own loss, with its phases: HAN's smoothing, CM-S's doubled
 batch from its start epoch) through avvp.training.graphs.StepRunner, then avvp.evaluation.evaluate.score_split on
 the validation split (forward in large batches, the LLP metrics on the host), synchronised before the clock stops.
-Every kind of row runs (ROWS), in fp32 and bf16, eager and graphed; the graphed step is also compared with the
-eager one from the same seed (weights after 20 steps, losses). A configuration that fails prints FAILED with its
-error and the others still run. Throughput: K worker processes train HAN at once on the GPU; runs per hour are extrapolated from their epochs to
-40. Prints a Markdown table; also writes it to $OUT/bench_gpu.md when OUT is set.
+Every kind of row runs (ROWS), in fp32 and bf16 (a smoke run on a CPU that emulates bf16: bf16 for HAN only),
+eager and graphed; the graphed step is also compared with the eager one from the same seed (weights after 20
+steps, losses). A configuration that fails prints FAILED with its error and the others still run. Throughput: K
+worker processes train HAN at once on the GPU; runs per hour are extrapolated from their epochs to 40. Prints a
+Markdown table; also writes it to $OUT/bench_gpu.md when OUT is set.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 from avvp import variants
 from avvp.data.dataset import Split
 from avvp.evaluation.evaluate import score_split
+from avvp.machine import cpu_has_native_bf16
 from avvp.training.graphs import deterministic
 from avvp.training.train import Job, Trainer, train_epoch
 
@@ -143,6 +145,16 @@ def steady(secs: list[float]) -> float:
     return sorted(rest)[len(rest) // 2]
 
 
+def bf16_emulated(device: str, smoke: bool) -> bool:
+    """A smoke run on a CPU that only emulates bf16 (no AVX512-BF16 / AMX; on an AVX2-only EPYC 10-20x slower than
+    fp32 at these sizes): there bf16 runs for HAN's rows alone, the same code path at a fraction of the time."""
+    return smoke and device == "cpu" and not cpu_has_native_bf16()
+
+
+def precisions(row: str, device: str, smoke: bool) -> tuple[str, ...]:
+    return ("fp32",) if row != "HAN" and bf16_emulated(device, smoke) else ("fp32", "bf16")
+
+
 def mb(x) -> str:
     return "-" if x is None else f"{x:.0f}"
 
@@ -172,11 +184,11 @@ def attempt(report: Report, what: str, fn):
         return None
 
 
-def epoch_rows(report: Report, device: str, sizes: dict, epochs: int) -> None:
+def epoch_rows(report: Report, device: str, sizes: dict, epochs: int, smoke: bool) -> None:
     report.add("| row | step | precision | first epoch s | s/epoch | peak MB |", "|---|---|---|---|---|---|")
     for row in ROWS:
         for mode in ("eager", "graph"):
-            for precision in ("fp32", "bf16"):
+            for precision in precisions(row, device, smoke):
                 r = attempt(report, f"{row} {mode} {precision}",
                             lambda: train(row, mode, precision, device, sizes, epochs))
                 if r is not None:
@@ -184,30 +196,30 @@ def epoch_rows(report: Report, device: str, sizes: dict, epochs: int) -> None:
                                f"{steady(r['seconds']):.3f} | {mb(r['peak_mb'])} |")
 
 
-def compare_rows(report: Report, device: str, steps: int) -> None:
+def compare_rows(report: Report, device: str, steps: int, smoke: bool) -> None:
     report.add("", f"Graphed vs eager step, {steps} steps from one seed, dropout off:", "",
                "| row | precision | steps | max abs weight diff | max abs loss diff |", "|---|---|---|---|---|")
     for row in ROWS:
-        for precision in ("fp32", "bf16"):
+        for precision in precisions(row, device, smoke):
             r = attempt(report, f"{row} {precision} graph vs eager",
                         lambda: graph_vs_eager(row, precision, device, steps))
             if r is not None:
                 report.add(f"| {row} | {precision} | {steps} | {r['weights']:.3g} | {r['losses']:.3g} |")
 
 
-def determinism(report: Report, device: str, sizes: dict, epochs: int) -> None:
+def determinism(report: Report, device: str, sizes: dict, epochs: int, precision: str) -> None:
     """Same seed twice with deterministic kernels: identical losses and validation scores? And what the
-    deterministic kernels cost (HAN, graph, bf16, s/epoch with them off)."""
-    runs = [attempt(report, f"determinism run {i + 1}", lambda: train("HAN", "graph", "bf16", device, sizes, epochs,
+    deterministic kernels cost (HAN, graph, s/epoch with them off)."""
+    runs = [attempt(report, f"determinism run {i + 1}", lambda: train("HAN", "graph", precision, device, sizes, epochs,
                                                                      keep_log=True)) for i in range(2)]
     if all(runs):
         same = runs[0]["log"] == runs[1]["log"]
-        report.add(f"Same seed twice (HAN, graph, bf16, deterministic kernels, {epochs} epochs): "
+        report.add(f"Same seed twice (HAN, graph, {precision}, deterministic kernels, {epochs} epochs): "
                    f"{'IDENTICAL' if same else 'DIFFERENT'} losses and validation scores")
     deterministic(False)
     try:
-        r = attempt(report, "HAN without deterministic kernels", lambda: train("HAN", "graph", "bf16", device, sizes,
-                                                                              epochs))
+        r = attempt(report, "HAN without deterministic kernels", lambda: train("HAN", "graph", precision, device,
+                                                                              sizes, epochs))
     finally:
         deterministic(True)
     if r is not None and runs[0] is not None:
@@ -223,20 +235,24 @@ def table(device: str, sizes: dict, epochs: int, smoke: bool) -> list[str]:
                f"validation videos{' (SMOKE: tiny sizes, not a measurement)' if smoke else ''}", "")
     if device == "cuda":
         deterministic()  # as `avvp train` runs on a GPU (avvp.training.train.fit)
-    epoch_rows(report, device, sizes, epochs)
-    compare_rows(report, device, 2 if smoke else COMPARE_STEPS)
+    if bf16_emulated(device, smoke):
+        report.add("This CPU emulates bf16 (no AVX512-BF16 / AMX): bf16 for HAN's rows only, the later sections in "
+                   "fp32.", "")
+    late = "fp32" if bf16_emulated(device, smoke) else "bf16"  # the precision of the sections after the rows
+    epoch_rows(report, device, sizes, epochs, smoke)
+    compare_rows(report, device, 2 if smoke else COMPARE_STEPS, smoke)
     report.add("")
-    determinism(report, device, sizes, epochs)
+    determinism(report, device, sizes, epochs, late)
     full_epochs = 2 if smoke else 40
     t0 = time.perf_counter()
-    r = attempt(report, f"HAN {full_epochs} epochs", lambda: train("HAN", "graph", "bf16", device, sizes, full_epochs))
+    r = attempt(report, f"HAN {full_epochs} epochs", lambda: train("HAN", "graph", late, device, sizes, full_epochs))
     if r is not None:
-        report.add("", f"HAN, {full_epochs} epochs end to end (graph, bf16): {time.perf_counter() - t0:.1f} s "
+        report.add("", f"HAN, {full_epochs} epochs end to end (graph, {late}): {time.perf_counter() - t0:.1f} s "
                    f"(peak {mb(r['peak_mb'])} MB)")
     report.add("", "| K jobs on one GPU | run s (extrapolated to 40 epochs) | runs per hour | peak MB per job |",
                "|---|---|---|---|")
     for k in ((1, 2) if smoke else (1, 2, 4, 8)):
-        t = attempt(report, f"K={k}", lambda: throughput(k, device, smoke, 2 if smoke else 3, "graph", "bf16"))
+        t = attempt(report, f"K={k}", lambda: throughput(k, device, smoke, 2 if smoke else 3, "graph", late))
         if t is not None:
             report.add(f"| {k} | {t['run_seconds']:.1f} | {t['runs_per_hour']:.0f} | {mb(t['peak_mb'])} |")
     return report.lines
