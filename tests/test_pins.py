@@ -168,6 +168,34 @@ def test_readme_sample_header_is_the_pinned_data():
         assert "not the current pins" in declared.group(2) and current == (False, False)
 
 
+SAMPLE_CSV = REPO / "tests" / "data" / "sample_table2.csv"   # the sample run's results/table2.csv, as written
+
+
+def test_readme_sample_table_is_the_stored_csv():
+    """Every "ours" cell of the README's sample Table 2 is the stored CSV's mean ± std with its two tests' marks,
+    and the README names the CSV's sha256: the sample cannot be edited by hand, and a second clone's
+    results/table2.csv can be compared with it byte for byte (`cmp results/table2.csv tests/data/sample_table2.csv`)."""
+    import csv
+
+    text = (REPO / "README.md").read_text()
+    sample = text[text.index("## Sample: Table 2"):]
+    digest = hashlib.sha256(SAMPLE_CSV.read_bytes()).hexdigest()
+    assert f"`{digest[:16]}`" in sample
+    rows = list(csv.DictReader(SAMPLE_CSV.open()))
+    expected = {}
+    for r in rows:
+        cell = f"{float(r['mean']):.1f} ± {float(r['std']):.1f}{r['mark']}{r['boot_mark']}"
+        expected.setdefault(r["label"], {})[r["column"]] = cell
+    lines = [line for line in sample.splitlines() if line.startswith("| ")]
+    columns = [c.strip() for c in lines[0].split("|")[3:-1]]
+    shown = {}
+    for line in lines:
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if cells[1].startswith("ours (n="):
+            shown[cells[0]] = dict(zip(columns, cells[2:]))
+    assert shown == expected
+
+
 # ------------------------------------------------------------------------------------------ the lock
 def constraints() -> dict[str, str]:
     out = {}
