@@ -151,8 +151,8 @@ def bf16_emulated(device: str, smoke: bool) -> bool:
     return smoke and device == "cpu" and not cpu_has_native_bf16()
 
 
-def precisions(row: str, device: str, smoke: bool) -> tuple[str, ...]:
-    return ("fp32",) if row != "HAN" and bf16_emulated(device, smoke) else ("fp32", "bf16")
+def precisions(row: str, emulated: bool) -> tuple[str, ...]:
+    return ("fp32",) if row != "HAN" and emulated else ("fp32", "bf16")
 
 
 def mb(x) -> str:
@@ -184,11 +184,11 @@ def attempt(report: Report, what: str, fn):
         return None
 
 
-def epoch_rows(report: Report, device: str, sizes: dict, epochs: int, smoke: bool) -> None:
+def epoch_rows(report: Report, device: str, sizes: dict, epochs: int, emulated: bool) -> None:
     report.add("| row | step | precision | first epoch s | s/epoch | peak MB |", "|---|---|---|---|---|---|")
     for row in ROWS:
         for mode in ("eager", "graph"):
-            for precision in precisions(row, device, smoke):
+            for precision in precisions(row, emulated):
                 r = attempt(report, f"{row} {mode} {precision}",
                             lambda: train(row, mode, precision, device, sizes, epochs))
                 if r is not None:
@@ -196,11 +196,11 @@ def epoch_rows(report: Report, device: str, sizes: dict, epochs: int, smoke: boo
                                f"{steady(r['seconds']):.3f} | {mb(r['peak_mb'])} |")
 
 
-def compare_rows(report: Report, device: str, steps: int, smoke: bool) -> None:
+def compare_rows(report: Report, device: str, steps: int, emulated: bool) -> None:
     report.add("", f"Graphed vs eager step, {steps} steps from one seed, dropout off:", "",
                "| row | precision | steps | max abs weight diff | max abs loss diff |", "|---|---|---|---|---|")
     for row in ROWS:
-        for precision in precisions(row, device, smoke):
+        for precision in precisions(row, emulated):
             r = attempt(report, f"{row} {precision} graph vs eager",
                         lambda: graph_vs_eager(row, precision, device, steps))
             if r is not None:
@@ -235,12 +235,13 @@ def table(device: str, sizes: dict, epochs: int, smoke: bool) -> list[str]:
                f"validation videos{' (SMOKE: tiny sizes, not a measurement)' if smoke else ''}", "")
     if device == "cuda":
         deterministic()  # as `avvp train` runs on a GPU (avvp.training.train.fit)
-    if bf16_emulated(device, smoke):
+    emulated = bf16_emulated(device, smoke)  # read once: it decides every row's precisions
+    if emulated:
         report.add("This CPU emulates bf16 (no AVX512-BF16 / AMX): bf16 for HAN's rows only, the later sections in "
                    "fp32.", "")
-    late = "fp32" if bf16_emulated(device, smoke) else "bf16"  # the precision of the sections after the rows
-    epoch_rows(report, device, sizes, epochs, smoke)
-    compare_rows(report, device, 2 if smoke else COMPARE_STEPS, smoke)
+    late = "fp32" if emulated else "bf16"  # the precision of the sections after the rows
+    epoch_rows(report, device, sizes, epochs, emulated)
+    compare_rows(report, device, 2 if smoke else COMPARE_STEPS, emulated)
     report.add("")
     determinism(report, device, sizes, epochs, late)
     full_epochs = 2 if smoke else 40

@@ -130,9 +130,14 @@ def test_synth_is_silent_on_pinned_data_and_says_one_line_when_it_differs(tmp_pa
 
 
 # ------------------------------------------------------------------------------------------ README
-def readme_sample_header() -> dict[str, str]:
+def readme_sample() -> str:
+    """The README from its sample section on."""
     text = (REPO / "README.md").read_text()
-    sample = text[text.index("## Sample: Table 2"):]
+    return text[text.index("## Sample: Table 2"):]
+
+
+def readme_sample_header() -> dict[str, str]:
+    sample = readme_sample()
     found = {
         "preset": re.search(r"^- Dataset: synthetic \(preset `(\w+)`, generator seed (\d+)\)$", sample, re.M),
         "audio": re.search(r"^- Annotation version: synthetic \(AVVP_eval_audio\.csv sha256 `([0-9a-f]{64})`\)$",
@@ -152,8 +157,7 @@ def test_readme_sample_header_is_the_pinned_data():
     says so in its `Generator version of this sample:` line (with the words "not the current pins"), and then must
     not carry the current pins' hashes either (it cannot pass for the current data)."""
     found = readme_sample_header()
-    text = (REPO / "README.md").read_text()
-    declared = SAMPLE_VERSION.search(text[text.index("## Sample: Table 2"):])
+    declared = SAMPLE_VERSION.search(readme_sample())
     assert declared, "README's sample names the generator version it was made with"
     version = int(declared.group(1))
     assert version <= synth.GENERATOR_VERSION
@@ -177,8 +181,7 @@ def test_readme_sample_table_is_the_stored_csv():
     results/table2.csv can be compared with it byte for byte (`cmp results/table2.csv tests/data/sample_table2.csv`)."""
     import csv
 
-    text = (REPO / "README.md").read_text()
-    sample = text[text.index("## Sample: Table 2"):]
+    sample = readme_sample()
     digest = hashlib.sha256(SAMPLE_CSV.read_bytes()).hexdigest()
     assert f"`{digest[:16]}`" in sample
     rows = list(csv.DictReader(SAMPLE_CSV.open()))
