@@ -1,4 +1,5 @@
-# The AVVP benchmark: every row of the paper's Tables 1-4, trained, evaluated and tabulated.
+# The AVVP benchmark: every row of every table of the tables sheets (the paper's Tables 1-4, the later methods'
+# Table 5, a user's own), trained, evaluated and tabulated.
 #
 #   snakemake results/table2.md                         one table (its runs, and only those)
 #   snakemake                                           every table, the figures and the diagnostics
@@ -9,8 +10,10 @@
 # Snakemake reads profiles/default by itself (the workflow profile); --workflow-profile replaces it.
 #
 # The stages (workflow/rules/*.smk) only call `avvp` subcommands, one file on disk between each two:
-#   synthesize -> pack -> refine, noise_estimator -> noise_ratios (per seed) -> train (per row and seed)
-#   -> tune_thresholds (CMPAE's gating) -> evaluate -> profile -> table -> figure -> diagnose
+#   synthesize -> pack -> train (per row and seed) -> per-seed label files (a label source's stages)
+#   -> train (the rows on them) -> passes over each run (a gating's file, evaluate) -> profile -> table -> figure
+#   -> diagnose. The generic kinds (train, a per-seed file, a pass over a run) are one rule template each,
+#   instantiated for every registered stage (workflow/rules/stages.smk, avvp/stages.py).
 
 from snakemake.utils import min_version
 
@@ -39,7 +42,7 @@ wildcard_constraints:
     slug="|".join(sorted(NAME, key=len, reverse=True)),
     seed=r"\d+",
     dseed=r"\d+",
-    split="val|test",
+    **{w: regex for stage in RUN_PASSES for w, regex in stage.wildcards.items()},
     table="|".join(TABLES),
     kind="|".join(FIGURES),
     preset="tiny|default|full",
@@ -66,8 +69,6 @@ rule figures:
 
 
 include: "workflow/rules/data.smk"
-include: "workflow/rules/thresholds.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/jomold.smk"
+include: "workflow/rules/stages.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/diagnose.smk"

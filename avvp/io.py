@@ -442,6 +442,14 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def folder_hash(digests: dict[str, str]) -> str:
+    """One hash over a folder's files (file name -> sha256): sha256 of `name NUL digest LF`, names sorted.
+
+    Independent of the order the files were written or read in, and of the folder's own path."""
+    text = "".join(f"{name}\0{digests[name]}\n" for name in sorted(digests))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def git_commit() -> str:
     """The short commit of the code (the checkout this package lives in), or 'unknown' outside git."""
     try:

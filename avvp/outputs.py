@@ -1,8 +1,7 @@
 """The one reader of what the stages wrote: every module that reads a run's outputs reads them here.
 
 run.json and done.json (`avvp train`), metrics.json, metrics_by_gating.json, per_video.npz and predictions.npz
-(`avvp evaluate`), the profile JSON (`avvp profile`) and the refinement's summary.json (`avvp refine`); their
-formats are ARCHITECTURE.md's, their places avvp/paths.py's. A missing or damaged file is one AvvpError line
+(`avvp evaluate`) and the profile JSON (`avvp profile`); their formats are ARCHITECTURE.md's, their places avvp/paths.py's. A missing or damaged file is one AvvpError line
 naming it and the command that makes it, so no reader needs to import the stage that writes it.
 """
 
@@ -43,12 +42,6 @@ def done(run: str | Path) -> dict | None:
     """done.json (the selected epoch, its scores, the job's key), or None while the run is unfinished."""
     path = paths.done_json(run)
     return read_json(path, _train_hint(Path(run))) if path.exists() else None
-
-
-def refine_summary(seed: int, results: str | Path = paths.RESULTS) -> dict:
-    """The refinement's summary.json of a seed (removals, and their scores against truth and annotations)."""
-    path = paths.refine_summary(seed, results)
-    return read_json(path, f"make it with: avvp refine --data PACKED --seed {seed} --out {path.parent}")
 
 
 # ------------------------------------------------------------------------------------------- evaluation
@@ -101,6 +94,6 @@ def predictions(run: str | Path, keys, split: str = "test") -> dict:
 # -------------------------------------------------------------------------------------------- reporting
 
 def profile(name: str, results: str | Path = paths.RESULTS) -> dict:
-    """The parameters and FLOPs of a row (`avvp profile`)."""
-    path = paths.profile_json(name, results)
+    """The parameters and FLOPs of a row, by its name (`avvp profile`)."""
+    path = paths.profile_file(paths.slug(name), results)
     return read_json(path, f'make it with: avvp profile --variant "{name}" --out {path}')

@@ -3,8 +3,8 @@ an extra loss, a label source, a gating, a selection rule; avvp.registry) before
 
 `avvp` imports the modules named in the environment variable AVVP_PLUGINS (comma-separated) before it reads its
 arguments; the workflow imports those of its config key `plugins` and passes them on to every job the same way.
-A plugin's rows and tables live in the user's own sheets (`--variants-file`, `--tables`; README "Adding a
-method").
+A plugin's rows and tables live in the user's own sheets (`--variants-file`, `--tables`;
+docs/adding-a-method.md).
 """
 
 from __future__ import annotations

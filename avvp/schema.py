@@ -1,8 +1,8 @@
 """JSON schemas whose choices come from the registries, and their errors as one line.
 
-A schema fragment may say `x-choices: <name>`, the plural of a registry (e.g. `backbones`) or another named list
-(the metric columns): `resolved` fills in `enum` with its current names when the schema is used, so a choice is
-listed once, by the entry's registration. `check` validates an instance and raises the most specific error as
+A schema fragment may say `x-choices: <name>`, the plural of a registry (e.g. `backbones`, avvp/registry.py) or
+another named list (the metric columns, `choices`): `resolved` fills in `enum` with its current names when the
+schema is used, so a choice is listed once, by the entry's registration. `check` validates an instance and raises the most specific error as
 one AvvpError line that names where it is.
 """
 
@@ -12,16 +12,14 @@ import copy
 from typing import Callable, Iterable
 
 from avvp.errors import AvvpError
-from avvp.registry import Registry
+from avvp.registry import REGISTRIES
 
-# name -> the function listing its choices (registries by their plural, see `known` and `choices`).
+# name -> the function listing its choices: every registry by its plural, and the fixed lists of `choices`.
 _CHOICES: dict[str, Callable[[], Iterable[str]]] = {}
 
 
-def known(*registries: Registry) -> None:
-    """Make registries nameable by `x-choices: <plural>` in schemas."""
-    for registry in registries:
-        _CHOICES[registry.plural] = registry.names
+def _names(name: str) -> Iterable[str]:
+    return REGISTRIES[name].names() if name in REGISTRIES else _CHOICES[name]()
 
 
 def choices(name: str, values: Iterable[str]) -> None:
@@ -32,7 +30,7 @@ def choices(name: str, values: Iterable[str]) -> None:
 
 def state() -> tuple:
     """Every named list as it is now (a cache of schemas resolved earlier is stale when this changes)."""
-    return tuple((name, tuple(names())) for name, names in _CHOICES.items())
+    return tuple((name, tuple(_names(name))) for name in [*REGISTRIES, *_CHOICES])
 
 
 def resolved(schema: dict) -> dict:
@@ -43,7 +41,7 @@ def resolved(schema: dict) -> dict:
         node = stack.pop()
         if isinstance(node, dict):
             if "x-choices" in node:
-                node["enum"] = sorted(_CHOICES[node["x-choices"]]())
+                node["enum"] = sorted(_names(node["x-choices"]))
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
@@ -79,7 +77,7 @@ def _specificity(error):
 
 def check(instance, schema: dict, where: Callable[[list], str]) -> None:
     """AvvpError (one line) unless `instance` matches the resolved `schema`; `where(path)` names the place."""
-    import jsonschema   # here, not at the top: registering entries (and `avvp --help`) does not need it
+    import jsonschema  # here, not at the top: registering entries (and `avvp --help`) does not need it
 
     validator = jsonschema.Draft202012Validator(resolved(schema))
     errors = sorted(validator.iter_errors(instance), key=_specificity)

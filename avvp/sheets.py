@@ -17,8 +17,7 @@ import yaml
 
 from avvp import constants, models, paths, schema
 from avvp.errors import AvvpError
-from avvp.evaluation import gatings  # noqa: F401  (registers the gatings)
-from avvp.training import EXTRA_LOSSES, labels, selection  # noqa: F401  (register the label sources, rules)
+from avvp.registry import EXTRA_LOSSES, LABEL_SOURCES
 
 ROOT = Path(__file__).resolve().parents[1]    # the checkout (the package is installed in editable mode)
 VARIANTS_FILE = ROOT / "config" / "variants.yaml"
@@ -66,12 +65,20 @@ def _contents(given, default: Path, what: str) -> tuple[tuple[str, str], ...]:
 
 # --------------------------------------------------------------------------------------------- variants
 
+def per_batch_settings() -> dict[str, dict]:
+    """The recipe keys of the label sources' per-batch rules, with their settings' schemas."""
+    rules = [source.per_batch for source in LABEL_SOURCES.values() if source.per_batch is not None]
+    return {rule.key: rule.settings for rule in rules}
+
+
 def variants_schema() -> dict:
-    """The variants sheet's schema with the rows' model switches and the losses' settings filled in."""
+    """The variants sheet's schema with the rows' model switches, the losses' settings and the per-batch label
+    rules' settings filled in."""
     out = read_yaml(SCHEMAS / "variants.schema.yaml", "schema")
     keys = out["$defs"]["recipe_keys"]
     keys.pop("x-loss-settings")
     keys["properties"].update({name: EXTRA_LOSSES.meta(name)["settings"] for name in EXTRA_LOSSES.names()})
+    keys["properties"].update(per_batch_settings())
     out["$defs"]["variant"]["properties"]["model"] = {**models.spec_schema(dropout=False),
                                                       "required": list(models.CHOICE)}
     return out
@@ -129,6 +136,10 @@ def _check_variant(name: str, entry: dict, sheet: Variants) -> None:
         if not isinstance(recipe.get(loss), dict):
             raise AvvpError(f"{where}: losses: loss '{loss}' needs the recipe key '{loss}' (its settings) in "
                             f"recipe '{entry['recipe']}' or the row's recipe_overrides")
+    rule = LABEL_SOURCES.get(entry.get("labels", sheet.defaults.get("labels", "weak"))).per_batch
+    if rule is not None and not isinstance(recipe.get(rule.key), dict):
+        raise AvvpError(f"{where}: labels: label source '{entry.get('labels')}' acts per batch and needs the recipe "
+                        f"key '{rule.key}' (its settings) in recipe '{entry['recipe']}' or the row's recipe_overrides")
     other = {paths.slug(n): n for n in sheet.variants if n != name}.get(paths.slug(name))
     if other is not None:
         raise AvvpError(f"{where}: shares the file name '{paths.slug(name)}' with variant '{other}'")

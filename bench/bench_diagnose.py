@@ -18,6 +18,7 @@ import numpy as np
 
 from avvp import paths, variants
 from avvp.io import write_json, write_npz
+from avvp.methods import ma
 from avvp.reporting import diagnose
 
 
@@ -36,13 +37,13 @@ def fake_tree(root: Path, names: list[str], seeds: int, videos: int) -> Path:
     for name in names:
         for seed in range(seeds):
             noise = lambda: rng.random((videos, 25, 10)) < 0.02  # noqa: E731 - per-run false positives
-            write_npz(paths.predictions_npz(paths.run_dir(name, seed, results), "test"), filenames=files,
+            write_npz(paths.predictions_npz(paths.run_folder(paths.slug(name), seed, results), "test"), filenames=files,
                       audio=((gt_a & (rng.random(gt_a.shape) < 0.8)) | noise()).astype(np.uint8),
                       visual=((gt_v & (rng.random(gt_v.shape) < 0.8)) | noise()).astype(np.uint8),
                       gt_audio=gt_a.astype(np.uint8), gt_visual=gt_v.astype(np.uint8))
     scores = {"removals": 10, "correct_removals": 5, "should_remove": 20, "precision": 0.5, "recall": 0.25}
     for seed in range(seeds):
-        write_json(paths.refine_summary(seed, results), {"against_truth": {"audio": scores, "visual": scores},
+        write_json(ma.summary_file(ma.refine_folder(seed, results)), {"against_truth": {"audio": scores, "visual": scores},
                    "against_annotations": {s: {"audio": scores, "visual": scores} for s in ("val", "test")}})
     return packed
 

@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from avvp import paths, variants
-from avvp import sheets
+from avvp import paths, sheets, variants
 from avvp.evaluation import metrics, stats
 from avvp.reporting import tables
 
@@ -38,7 +37,7 @@ def fake_runs(results: Path, names: list[str], seeds: int, videos: int) -> None:
     for name in names:
         own = variants.get(name).gating
         for seed in range(seeds):
-            run = paths.run_dir(name, seed, results)
+            run = paths.run_folder(paths.slug(name), seed, results)
             paths.metrics_json(run, "test").parent.mkdir(parents=True)
             by = {g: rng.uniform(0, 1, size=(videos, len(metrics.COLUMNS))) for g in ("han", "ma")}
             np.savez_compressed(paths.per_video_npz(run, "test"), filenames=files, columns=np.array(metrics.COLUMNS),

@@ -3,7 +3,7 @@
 
     python bench/bench_thresholds.py [--videos 649] [--repeat 5] [--seed 0] [--run RESULTS/runs/cmpae/seed0]
 
-The search (avvp/evaluation/thresholds.py) scores 25 classes x 10 thresholds = 250 candidates from one count of
+The search (avvp/methods/cmpae/thresholds.py) scores 25 classes x 10 thresholds = 250 candidates from one count of
 events. Its inputs here are random probabilities and ground truth of LLP's size (events as one to three runs per
 present class), so the time is the search's, independent of any model. Prints JSON.
 """
@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from avvp.constants import NUM_CLASSES, NUM_SEGMENTS
-from avvp.evaluation.thresholds import search
+from avvp.methods.cmpae.thresholds import search
 
 
 def random_split(n: int, seed: int):

@@ -66,7 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # A denoising row (JoMoLD's stage 3) gets uniform noise ratios of 0.2: the per-batch work does not depend on them.
         ratios = torch.full((2, 25), 0.2, dtype=torch.float64) if row.labels == "jomold" else None
-        _, state = fit(job, train, train.labels, train.labels, val, Path(tmp), quiet=True, ratios=ratios)
+        _, state = fit(job, train, train.labels, train.labels, val, Path(tmp), quiet=True, values=ratios)
     wall = time.perf_counter() - t0
     secs = [r["seconds"] for r in state.log]
     for r in state.log:

@@ -1,24 +1,21 @@
 #!/usr/bin/env bash
 # Behaviour fingerprint for refactors: run it before and after a change that must not change results, and diff.
-# tiny dataset, MA refinement (2 step-1 epochs), HAN, MA*, HAN + Ours for 3 epochs: sha256 of every metrics.json,
-# of the refined label arrays, and the dry-run job list of `snakemake -n all`.
-# Usage: bash bench/fingerprint.sh REPO OUT   (REPO: a checkout with .venv, e.g. a git worktree of the old commit)
+# Tables 1-5 on the tiny preset (seed 0, 2 epochs) through the workflow, with the code of REPO: every run's
+# metrics.json, metrics_by_gating.json and per_video.npz, every thresholds file, every per-seed label file (MA's
+# refined labels, JoMoLD's noise ratios) and every table's CSV, hashed by what each is, not where it lies
+# (bench/fingerprint_hash.py), so a layout change is no difference.
+# Usage: bash bench/fingerprint.sh REPO OUT   (REPO: a checkout, e.g. a git worktree of the old commit; it runs
+# with this checkout's .venv and REPO's code first on PYTHONPATH)     Then: diff OLD/fingerprint.txt NEW/fingerprint.txt
 set -euo pipefail
-repo=$1; out=$2
-rm -rf "$out"; mkdir -p "$out"
-cd "$repo"
-A=.venv/bin/avvp
-$A synth --preset tiny --seed 0 --out "$out/raw" > /dev/null
-$A pack --data "$out/raw" --out "$out/packed" > /dev/null
-$A refine --data "$out/packed" --seed 0 --out "$out/refine" --epochs 2 --threads 1 > /dev/null 2>&1
-for v in "HAN" "MA*" "HAN + Ours"; do
-  s=$(echo "$v" | tr -c 'a-zA-Z0-9\n' '_')
-  ref=""; [ "$v" = "MA*" ] && ref="--refined $out/refine/refined_labels.npz"
-  $A train --variant "$v" --seed 0 --data "$out/packed" --out "$out/runs/$s" --epochs 3 --threads 1 $ref > /dev/null 2>&1
-  for sp in val test; do $A evaluate --run "$out/runs/$s" --split $sp --threads 1 > /dev/null; done
-done
-.venv/bin/python -c "import numpy as np,hashlib,sys; z=np.load(sys.argv[1]); print(hashlib.sha256(b''.join(z[k].tobytes() for k in sorted(z.files))).hexdigest(), ' refine/refined_labels.npz (arrays)')" "$out/refine/refined_labels.npz"
-sha256sum "$out"/runs/*/*/metrics.json | sed "s|$out/||"
-.venv/bin/snakemake -n all --quiet rules 2>/dev/null | sed -n '/^Job stats/,$p' > "$out/dryrun.txt" || true
-.venv/bin/snakemake -n all 2>/dev/null | grep -E "^(rule|    wildcards|    output)" | sort > "$out/dryrun_jobs.txt" || true
-wc -l "$out/dryrun_jobs.txt"; sha256sum "$out/dryrun_jobs.txt" | cut -c1-16
+here=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$1" && pwd); out=$2
+py=$here/.venv/bin/python
+rm -rf "$out"; mkdir -p "$out/wf"
+for n in Snakefile workflow config profiles; do cp -r "$repo/$n" "$out/wf/"; done
+cd "$out/wf"
+export PYTHONPATH=$repo
+"$py" -c "import avvp, sys; sys.exit(0 if avvp.__file__.startswith('$repo') else 'avvp not imported from $repo')"
+/usr/bin/time -f "%e s wall" "$py" -m snakemake --cores 2 --config 'dataset={preset: tiny}' 'seeds=[0]' epochs=2 \
+  -- results/table1.md results/table2.md results/table3.md results/table4.md results/table5.md > "$out/snakemake.log" 2>&1
+"$py" "$here/bench/fingerprint_hash.py" results > "$out/fingerprint.txt"
+wc -l "$out/fingerprint.txt"; sha256sum "$out/fingerprint.txt" | cut -c1-16

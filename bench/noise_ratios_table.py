@@ -20,6 +20,7 @@ from scipy import stats
 
 from avvp import paths
 from avvp.io import read_json
+from avvp.methods.jomold import ratios_file
 
 MODALITIES = ("audio", "visual")
 
@@ -29,7 +30,7 @@ def load(results: Path, seeds: list[int]) -> tuple[list[str], dict, dict, list[i
     same for every seed."""
     records, found = [], []
     for seed in seeds:
-        f = paths.noise_ratios(seed, results)
+        f = ratios_file(seed, results)
         if f.exists():
             records.append(read_json(f, "noise ratios file"))   # a bad file: one line naming it
             found.append(seed)

@@ -17,6 +17,7 @@ from avvp import outputs, paths, variants
 from avvp.data import dataset
 from avvp.evaluation import baselines
 from avvp.evaluation.metrics import KEYS, LEVELS
+from avvp.methods import ma
 
 COLUMNS = [(level, key) for level in LEVELS for key in KEYS]
 HEADERS = [f"{'Seg' if level == 'segment' else 'Ev'} {key}" for level, key in COLUMNS]
@@ -40,13 +41,14 @@ def main() -> None:
     rows = [row("(empty prediction)", baselines.empty(test.gt_audio, test.gt_visual), "-", copy),
             row("(video labels copied to every second)", copy, "-")]
     for name in variants.names():
-        run = paths.run_dir(name, args.seed, results)
+        run = paths.run_folder(paths.slug(name), args.seed, results)
         done = outputs.done(run)
         if done is not None and paths.metrics_json(run, "test").is_file():
             rows.append(row(name, outputs.metrics(run), f"{done['seconds']:.0f}", copy))
     print(tabulate(rows, headers=["row"] + HEADERS + ["Seg type_av - copy", "train s"], tablefmt="pipe"))
-    if paths.refine_summary(args.seed, results).is_file():
-        s = outputs.refine_summary(args.seed, results)
+    summary = ma.summary_file(ma.refine_folder(args.seed, results))
+    if summary.is_file():
+        s = outputs.read_json(summary, "make it with: avvp refine")
         print(f"\nRefinement (seed {args.seed}): removed {s['removed']}")
         for m, t in (s.get("against_truth") or {}).items():
             print(f"- {m}: precision {t['precision']}, recall {t['recall']} "

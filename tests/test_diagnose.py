@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,10 +15,12 @@ from avvp.constants import CLASS_INDEX
 from avvp.evaluation.label_quality import removal_scores
 from avvp.evaluation.metrics import llp_scores
 from avvp.io import write_json, write_npz
+from avvp.methods import ma
 from avvp.reporting import diagnose
 
 SPEECH, DOG, CAR = CLASS_INDEX["Speech"], CLASS_INDEX["Dog"], CLASS_INDEX["Car"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _one_class(rng, n=30, every_video_active=True):
@@ -117,47 +121,26 @@ def test_refinement_precision_and_recall_against_annotations():
                                                  "precision": 0.0, "recall": None}
 
 
-def test_val_and_test_refinement_keeps_the_training_thresholds():
-    """MA's thresholds are the trained model's training error rates: on a split the marker model fits exactly,
-    its own rates are 0 and would remove nothing; the training rates remove exactly the absent modalities."""
-    from test_refine import MarkerModel, as_sets, hand_made_split
-
-    from avvp.data import dataset
-    from avvp.training.refine import refine_labels, threshold_errors
-
-    train = hand_made_split()
-    errors = threshold_errors(MarkerModel(), train)
-    keep = [0, 1, 2, 4]                        # without video 3, the one every class's training error comes from
-    val = dataset.Split("val", [train.filenames[i] for i in keep], train.audio[keep], train.visual[keep],
-                        train.motion[keep], train.labels[keep])
-    own_a, own_v = refine_labels(MarkerModel(), val, seed=0)
-    np.testing.assert_array_equal(own_a, val.labels.numpy())
-    np.testing.assert_array_equal(own_v, val.labels.numpy())
-    audio, visual = refine_labels(MarkerModel(), val, seed=0, errors=errors)
-    assert as_sets(audio) == [{0, 1}, {2}, set(), {5}]
-    assert as_sets(visual) == [{1}, set(), {3}, {5}]
-
-
 # --------------------------------------------------------------------------------------------- command
 
 ROWS = [{"variant": "HAN", "base": None}, {"variant": "HAN + CM-S", "base": "HAN"},
-        {"variant": "HAN + Ours", "base": "HAN"}]
+        {"variant": "MA* + Ours", "base": "HAN"}]
 
 
 @pytest.fixture()
 def tree(tmp_path):
-    """Two seeds of three rows: HAN predicts nothing, HAN + CM-S the oracle, HAN + Ours every label everywhere;
+    """Two seeds of three rows: HAN predicts nothing, HAN + CM-S the oracle, MA* + Ours every label everywhere;
     refine summaries with the synthetic-truth and the annotation scores."""
     gt_a, gt_v = _ground_truth()
     weak = np.broadcast_to((gt_a | gt_v).any(-1, keepdims=True), gt_a.shape).astype(np.uint8)
-    preds = {"HAN": (np.zeros_like(gt_a),) * 2, "HAN + CM-S": (gt_a, gt_v), "HAN + Ours": (weak, weak)}
+    preds = {"HAN": (np.zeros_like(gt_a),) * 2, "HAN + CM-S": (gt_a, gt_v), "MA* + Ours": (weak, weak)}
     results = tmp_path / "results"
     for seed in (0, 1):
         for name, (a, v) in preds.items():
-            write_npz(paths.predictions_npz(paths.run_dir(name, seed, results), "test"), audio=a, visual=v,
+            write_npz(paths.predictions_npz(paths.run_folder(paths.slug(name), seed, results), "test"), audio=a, visual=v,
                       filenames=np.array(["v0", "v1", "v2"]), gt_audio=gt_a, gt_visual=gt_v)
         scores = {"precision": 0.5, "recall": 0.25, "removals": 4, "correct_removals": 2, "should_remove": 8}
-        write_json(paths.refine_summary(seed, results),
+        write_json(ma.summary_file(ma.refine_folder(seed, results)),
                    {"against_truth": {"audio": scores, "visual": scores},
                     "against_annotations": {"val": {"audio": scores, "visual": scores}, "test": {"skipped": "x"}}})
     tables = tmp_path / "tables.yaml"
@@ -179,7 +162,7 @@ def test_command_writes_every_csv_and_figure(tree):
         assert (out / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
     leak = pd.read_csv(out / "leak.csv")
     overall = leak[(leak["class"] == "all") & (leak["kind"] == "leak")].set_index(["variant", "modality"])["share"]
-    assert overall[("HAN + Ours", "audio")] == 1.0 and overall[("HAN + CM-S", "visual")] == 0.0
+    assert overall[("MA* + Ours", "audio")] == 1.0 and overall[("HAN + CM-S", "visual")] == 0.0
     tv = pd.read_csv(out / "cooccurrence.csv").set_index("variant")["tv_distance"]
     assert tv["HAN + CM-S"] == 0.0 and tv["HAN"] == 1.0
     f = pd.read_csv(out / "per_class_f.csv")
@@ -192,7 +175,7 @@ def test_command_writes_every_csv_and_figure(tree):
 
 def test_missing_predictions_is_one_line_naming_the_file(tree, capsys):
     tmp, results, tables = tree
-    missing = paths.predictions_npz(paths.run_dir("HAN + Ours", 1, results), "test")
+    missing = paths.predictions_npz(paths.run_folder(paths.slug("MA* + Ours"), 1, results), "test")
     missing.unlink()
     assert _diagnose(results, tables, tmp / "out") == 1
     err = capsys.readouterr().err.strip()
@@ -201,7 +184,7 @@ def test_missing_predictions_is_one_line_naming_the_file(tree, capsys):
 
 def test_missing_refine_summary_names_it_unless_skipped(tree, capsys):
     tmp, results, tables = tree
-    summary = paths.refine_summary(1, results)
+    summary = ma.summary_file(ma.refine_folder(1, results))
     summary.unlink()
     assert _diagnose(results, tables, tmp / "out") == 1
     assert str(summary) in capsys.readouterr().err
@@ -230,7 +213,7 @@ def test_leak_counts_the_packed_weak_labels_not_the_annotations(tree, capsys):
     dog = leak[(leak["class"] == "Dog") & (leak["kind"] == "leak")].set_index(["variant", "modality"])
     assert dog.loc[("HAN + CM-S", "audio"), "pairs"] == 2 and dog.loc[("HAN + CM-S", "visual"), "pairs"] == 1
     # 'every label everywhere' here is the annotations' union (the fixture), so Dog of video 1 is not predicted
-    assert dog.loc[("HAN + Ours", "audio"), "share"] == 0.5
+    assert dog.loc[("MA* + Ours", "audio"), "share"] == 0.5
     # without packed data (no --data, no run.json): the union of the annotations, said in the CSV
     assert _diagnose(results, tables, tmp / "out", "--no-refine") == 0
     assert (pd.read_csv(tmp / "out" / "leak.csv")["weak_labels"] == "gt_audio|gt_visual").all()
@@ -250,9 +233,33 @@ def test_packed_data_defaults_to_the_runs_run_json(tree):
     labels[0, CAR] = True
     packed = tmp / "packed"
     _packed_test(packed, ["v0", "v1", "v2"], labels)
-    write_json(paths.run_json(paths.run_dir("HAN", 0, results)), {"data": str(packed)})
+    write_json(paths.run_json(paths.run_folder(paths.slug("HAN"), 0, results)), {"data": str(packed)})
     assert _diagnose(results, tables, tmp / "out", "--no-refine") == 0
     leak = pd.read_csv(tmp / "out" / "leak.csv")
     assert (leak["weak_labels"] == str(packed / "test" / "labels.npy")).all()
     car = leak[(leak["class"] == "Car") & (leak["kind"] == "leak") & (leak["variant"] == "HAN + CM-S")]
     assert list(car["pairs"]) == [1, 1]     # Car of video 0, in neither annotation: absent from both modalities
+
+
+def test_table5_with_runs_of_rows_writes_every_file(tmp_path):
+    """`avvp diagnose --table table5`: a `runs_of` row (CMPAE under MA's gating, ...) reads the named row's runs
+    (before, it looked for results/runs/cmpae_ma_gating/seed0, which no run makes, and stopped)."""
+    table = yaml.safe_load((REPO / "config" / "tables.yaml").read_text())["tables"]["table5"]
+    rows = yaml.safe_load((REPO / "config" / "variants.yaml").read_text())["variants"]
+    gt_a, gt_v = _ground_truth()
+    results = tmp_path / "results"
+    trained = {rows[r["variant"]].get("runs_of", r["variant"]) for r in table["rows"]}
+    for k, name in enumerate(sorted(trained)):       # each run its own predictions: the oracle shifted by k seconds
+        a, v = np.roll(gt_a, k, axis=2), np.roll(gt_v, k, axis=2)
+        write_npz(paths.predictions_npz(paths.run_folder(paths.slug(name), 0, results), "test"), audio=a, visual=v,
+                  filenames=np.array(["v0", "v1", "v2"]), gt_audio=gt_a, gt_visual=gt_v)
+    out = tmp_path / "out"
+    assert main(["diagnose", "--results", str(results), "--table", "table5", "--seeds", "0", "--out", str(out),
+                 "--no-refine"]) == 0
+    for name in ("per_class_f.csv", "leak.csv", "cooccurrence.csv", "cooccurrence_matrices.csv",
+                 "per_class_diff.png", "leak.png", "cooccurrence.png"):
+        assert (out / name).stat().st_size > 0, name
+    f = pd.read_csv(out / "per_class_f.csv").set_index(["variant", "level", "modality", "class"])["f"]
+    assert len(set(f.index.get_level_values("variant"))) == len({r["variant"] for r in table["rows"]})
+    # the runs_of row's numbers are its row's runs' (the same predictions)
+    assert f.loc["CMPAE (MA gating)"].equals(f.loc["CMPAE"])

@@ -26,10 +26,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
-from avvp import io, paths
-from avvp.cli import main
 from test_train import kill_after_first_checkpoint
+
+from avvp import io, paths, stages
+from avvp.cli import main
+from avvp.methods import ma
 
 TEN = ["segment.audio", "event.audio", "segment.visual", "event.visual", "segment.audio_visual",
        "event.audio_visual", "segment.type_av", "event.type_av", "segment.event_av", "event.event_av"]
@@ -87,26 +88,34 @@ def truncate(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def evaluated(packed_tiny, tmp_path_factory) -> Path:
-    """A results tree: HAN trained 2 epochs and evaluated on test; 'HAN + Ours' a copy of it (every reader's
-    second row); MA's refinement (1 step-1 epoch); a tables file with one table of those two rows; the config.
+    """A results tree: HAN trained 2 epochs and evaluated on test; 'HAN + Ours' and 'MA' copies of it (every
+    reader's second row); MA's refinement (its step 1 trained 1 epoch); a tables file with a table of HAN and
+    'HAN + Ours' (table2) and one of HAN and 'MA' (table_ma, whose label quality is MA's refinement); the config.
     Read-only: tests that change it work on a copy."""
     root = tmp_path_factory.mktemp("evaluated")
     results = root / "results"
-    han = paths.run_dir("HAN", 0, results)
+    han = paths.run_folder(paths.slug("HAN"), 0, results)
     assert main(["train", "--variant", "HAN", "--seed", "0", "--data", str(packed_tiny), "--out", str(han),
                  "--epochs", "2", "--threads", "1"]) == 0
     assert main(["evaluate", "--run", str(han), "--split", "test", "--threads", "1"]) == 0
-    shutil.copytree(han, paths.run_dir("HAN + Ours", 0, results))
-    assert main(["refine", "--data", str(packed_tiny), "--seed", "0", "--out", str(paths.refine_dir(0, results)),
+    shutil.copytree(han, paths.run_folder(paths.slug("HAN + Ours"), 0, results))
+    shutil.copytree(han, paths.run_folder(paths.slug("MA"), 0, results))     # a row on MA's refined labels
+    step1 = paths.run_folder(paths.slug("MA step 1"), 0, results)
+    assert main(["train", "--variant", "MA step 1", "--seed", "0", "--data", str(packed_tiny), "--out", str(step1),
                  "--epochs", "1", "--threads", "1"]) == 0
+    assert main(["refine", "--run", str(step1), "--data", str(packed_tiny), "--seed", "0",
+                 "--out", str(ma.refine_folder(0, results)), "--threads", "1"]) == 0
     def published(x):  # by level and key, as in metrics.json
         keys = ["audio", "visual", "audio_visual", "type_av", "event_av"]
         return {level: dict.fromkeys(keys, x) for level in ("segment", "event")}
     rows = [{"variant": "HAN", "published": published(50.0), "base": None},
             {"variant": "HAN + Ours", "published": published(55.0), "base": "HAN"}]
+    ma_rows = [rows[0], {"variant": "MA", "published": published(52.0), "base": "HAN"}]
     (root / "tables.yaml").write_text(yaml.safe_dump(
         {"source": "The paper", "tables": {"table2": {"title": "Faults", "source": "Table 2", "columns": TEN,
-                                                      "rows": rows}}}))
+                                                      "rows": rows},
+                                           "table_ma": {"title": "A row on refined labels", "source": "Table M",
+                                                        "columns": TEN, "rows": ma_rows}}}))
     (root / "config.yaml").write_text(yaml.safe_dump(
         {"dataset": {"kind": "synthetic", "preset": "tiny", "seed": 0, "path": None}, "seeds": [0],
          "epochs": 2, "protocol": "default"}))
@@ -215,7 +224,7 @@ def assert_same_run(whole: Path, other: Path) -> None:
 def test_full_disk_is_one_line_and_keeps_the_previous_outputs(stage, evaluated, packed_tiny, tmp_path):
     root = copy_of(evaluated, tmp_path)
     results = root / "results"
-    han = paths.run_dir("HAN", 0, results)
+    han = paths.run_folder(paths.slug("HAN"), 0, results)
     figure = ["figure", "--kind", "timeline", "--results", str(results), "--tables", str(root / "tables.yaml"),
               "--methods", "HAN", "HAN + Ours", "--seeds", "0", "--out", str(results / "figures" / "timeline.png")]
     diagnose = ["diagnose", "--results", str(results), "--tables", str(root / "tables.yaml"), "--seeds", "0",
@@ -223,8 +232,9 @@ def test_full_disk_is_one_line_and_keeps_the_previous_outputs(stage, evaluated, 
     cases = {  # the command, the output it fails on first, what that output is, the file-size limit
         "evaluate": (["evaluate", "--run", str(han), "--split", "test"], han / "test" / "predictions.npz",
                      "arrays", 1000),
-        "refine": (["refine", "--data", str(packed_tiny), "--seed", "0", "--out", str(results / "refine" / "seed0"),
-                    "--epochs", "1"], results / "refine" / "seed0" / "summary.json", "JSON", 200),
+        "refine": (["refine", "--run", str(paths.run_folder(paths.slug("MA step 1"), 0, results)), "--data",
+                    str(packed_tiny), "--seed", "0", "--out", str(results / "refine" / "seed0")],
+                   results / "refine" / "seed0" / "summary.json", "JSON", 200),
         "table": (table_args(root, results / "table2.md", packed_tiny), results / "table2.csv", "CSV table", 200),
         "figure": (figure, results / "figures" / "timeline.png", "figure", 1000),
         "diagnose": (diagnose, results / "diagnostics" / "per_class_f.csv", "CSV table", 200),
@@ -300,7 +310,7 @@ def test_stale_temporaries_are_removed_and_live_ones_kept(tmp_path):
 
 def test_truncated_last_checkpoint_starts_the_run_over(evaluated, tmp_path, packed_tiny, capsys):
     run = tmp_path / "r"
-    shutil.copytree(paths.run_dir("HAN", 0, evaluated / "results"), run)
+    shutil.copytree(paths.run_folder(paths.slug("HAN"), 0, evaluated / "results"), run)
     (run / "done.json").unlink()
     truncate(run / "last.pt")
     assert main(["train", "--variant", "HAN", "--seed", "0", "--data", str(packed_tiny), "--out", str(run),
@@ -309,13 +319,13 @@ def test_truncated_last_checkpoint_starts_the_run_over(evaluated, tmp_path, pack
     said = [ln for ln in out.splitlines() if "last.pt" in ln]
     assert len(said) == 1 and said[0].startswith(f"{run / 'last.pt'}: unreadable checkpoint (") and \
         said[0].endswith("; starting the run over"), out
-    assert_same_run(paths.run_dir("HAN", 0, evaluated / "results"), run)
+    assert_same_run(paths.run_folder(paths.slug("HAN"), 0, evaluated / "results"), run)
 
 
 def test_unreadable_best_checkpoint_is_one_line_for_evaluate_and_retrained_by_train(evaluated, tmp_path,
                                                                                     packed_tiny, capsys):
     run = tmp_path / "r"
-    shutil.copytree(paths.run_dir("HAN", 0, evaluated / "results"), run)
+    shutil.copytree(paths.run_folder(paths.slug("HAN"), 0, evaluated / "results"), run)
     truncate(run / "best.pt")
     assert main(["evaluate", "--run", str(run), "--split", "test"]) == 1
     err = capsys.readouterr().err.strip()
@@ -325,25 +335,25 @@ def test_unreadable_best_checkpoint_is_one_line_for_evaluate_and_retrained_by_tr
                  "--epochs", "2", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert f"{run / 'best.pt'}: unreadable checkpoint" in out and "starting the run over" in out, out
-    assert_same_run(paths.run_dir("HAN", 0, evaluated / "results"), run)
+    assert_same_run(paths.run_folder(paths.slug("HAN"), 0, evaluated / "results"), run)
 
 
 def test_done_json_that_is_not_json_is_rebuilt(evaluated, tmp_path, packed_tiny, capsys):
     run = tmp_path / "r"
-    shutil.copytree(paths.run_dir("HAN", 0, evaluated / "results"), run)
+    shutil.copytree(paths.run_folder(paths.slug("HAN"), 0, evaluated / "results"), run)
     (run / "done.json").write_text('{"selected_epoch": 2, "sel')
     assert main(["train", "--variant", "HAN", "--seed", "0", "--data", str(packed_tiny), "--out", str(run),
                  "--epochs", "2", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert f"{run / 'done.json'}: unreadable completion record (not valid JSON" in out and "rebuilding it" in out
-    assert_same_run(paths.run_dir("HAN", 0, evaluated / "results"), run)
+    assert_same_run(paths.run_folder(paths.slug("HAN"), 0, evaluated / "results"), run)
 
 
 def _reader_cases(root: Path, packed) -> dict:
     """file kind -> (the damaged file, the command that reads it, what the line must say of the remedy)."""
     results = root / "results"
-    han = paths.run_dir("HAN", 0, results)
-    refined = paths.refined_labels(0, results)
+    han = paths.run_folder(paths.slug("HAN"), 0, results)
+    refined = ma.labels_file(ma.refine_folder(0, results))
     return {
         "per_video.npz": (paths.per_video_npz(han, "test"), table_args(root, results / "t.md", packed),
                           f"avvp evaluate --run {han} --split test"),
@@ -357,9 +367,9 @@ def _reader_cases(root: Path, packed) -> dict:
         "refined_labels.npz": (refined, ["train", "--variant", "MA", "--data", str(packed), "--out",
                                          str(results / "ma"), "--refined", str(refined), "--epochs", "1"],
                                "avvp refine"),
-        "summary.json": (paths.refine_summary(0, results),
-                         ["diagnose", "--results", str(results), "--tables", str(root / "tables.yaml"), "--seeds",
-                          "0", "--out", str(results / "diagnostics")], "avvp refine"),
+        "summary.json": (ma.summary_file(ma.refine_folder(0, results)),
+                         ["diagnose", "--results", str(results), "--tables", str(root / "tables.yaml"), "--table",
+                          "table_ma", "--seeds", "0", "--out", str(results / "diagnostics")], "avvp refine"),
         "run.json": (paths.run_json(han), ["evaluate", "--run", str(han), "--split", "test"], "avvp train"),
     }
 
@@ -383,13 +393,13 @@ def test_damaged_cache_file_is_one_line_naming_it_and_the_remedy(kind, damage, e
 def test_workflow_check_removes_unreadable_outputs_so_they_are_made_again(evaluated, tmp_path):
     root = copy_of(evaluated, tmp_path)
     results = root / "results"
-    han = paths.run_dir("HAN", 0, results)
-    damaged = [paths.per_video_npz(han, "test"), paths.done_json(paths.run_dir("HAN + Ours", 0, results)),
-               paths.refined_labels(0, results), paths.best_pt(han)]
+    han = paths.run_folder(paths.slug("HAN"), 0, results)
+    damaged = [paths.per_video_npz(han, "test"), paths.done_json(paths.run_folder(paths.slug("HAN + Ours"), 0, results)),
+               ma.labels_file(ma.refine_folder(0, results)), paths.best_pt(han)]
     for p in damaged:
         truncate(p)
     (han / "test" / "metrics_by_gating.json").write_text("")
-    rebuildable = paths.rebuildable(results, root / "data")
+    rebuildable = stages.rebuildable(results, root / "data")
     before = snapshot(results)
     lines = io.remove_unreadable(rebuildable, dry_run=True)
     assert len(lines) == 5 and all("a real run removes it" in ln for ln in lines) and snapshot(results) == before
@@ -400,8 +410,8 @@ def test_workflow_check_removes_unreadable_outputs_so_they_are_made_again(evalua
     # (the run is trained again).
     expected = {*(f(han, "test") for f in (paths.metrics_json, paths.predictions_npz, paths.per_video_npz,
                                            paths.by_gating_json)),
-                paths.done_json(paths.run_dir("HAN + Ours", 0, results)), paths.refined_labels(0, results),
-                paths.refine_summary(0, results), paths.best_pt(han), paths.done_json(han)}
+                paths.done_json(paths.run_folder(paths.slug("HAN + Ours"), 0, results)), ma.labels_file(ma.refine_folder(0, results)),
+                ma.summary_file(ma.refine_folder(0, results)), paths.best_pt(han), paths.done_json(han)}
     assert gone == {str(p.relative_to(results)) for p in expected}
     assert io.remove_unreadable(rebuildable) == []
 

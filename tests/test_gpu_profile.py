@@ -22,6 +22,7 @@ def test_gpu_profile_plans_every_training_on_cuda(tmp_path):
     # Every training (Table 2: its rows x 3 seeds, at least the paper's 11 rows) has the prefix.
     assert len(trains) == len(re.findall(r"^Shell command: .*avvp train .*$", out, flags=re.M)) >= 33
     assert all("--device cuda --precision bf16" in cmd and "--graphs on" in cmd for cmd in trains)
-    assert len(re.findall(r"^Shell command: AVVP_GPU_SLOTS=4 avvp refine .*--graphs on", out, flags=re.M)) == 3
+    # MA's refinement: its step 1 a training like the others (above), its step 2 a pass on the GPU per seed.
+    assert len(re.findall(r"^Shell command: AVVP_GPU_SLOTS=4 avvp refine .*--device cuda", out, flags=re.M)) == 3
     assert len(re.findall(r"^Shell command: AVVP_GPU_SLOTS=4 avvp evaluate ", out, flags=re.M)) >= 33
     assert out.count("gpu=1,") >= len(trains)  # every training (and refinement, evaluation) job holds one GPU slot

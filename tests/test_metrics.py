@@ -388,7 +388,7 @@ def test_binarize_ma_gating_is_per_modality():
     assert binarize(probs, "han")[0].sum() == 0
     with pytest.raises(ValueError):
         binarize({**probs, "a_prob": None}, "ma")
-    with pytest.raises(AvvpError, match=r"unknown gating 'avg' \(known: han, ma, cmpae\)"):
+    with pytest.raises(AvvpError, match=r"unknown gating 'avg' \(known: han, cmpae, ma\)"):
         binarize(probs, "avg")
 
 

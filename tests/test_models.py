@@ -7,8 +7,8 @@ import torch
 
 from avvp import variants
 from avvp.errors import AvvpError
-from avvp.models import FRAME_HEADS, build
-from avvp.models.cmco import CMCo
+from avvp.models import build
+from avvp.registry import FRAME_HEADS
 from avvp.training.losses import mmil_bce
 
 B = 3
@@ -107,38 +107,6 @@ def test_same_seed_same_outputs_in_training_mode(spec):
     assert not torch.equal(a["global_prob"], c["global_prob"])
 
 
-def _cmco_probs(mode, x_a, x_v):
-    torch.manual_seed(0)
-    head = CMCo(mode).eval()
-    with torch.no_grad():
-        return head, head(x_a, x_v)
-
-
-@pytest.mark.parametrize("mode,audio_sees_visual", [("cm", True), ("av", False), ("a_only", False)])
-def test_cmco_modes_cross_attention_only_in_cm(mode, audio_sees_visual):
-    g = torch.Generator().manual_seed(1)
-    x_a, x_v = torch.randn(2, 10, 512, generator=g), torch.randn(2, 10, 512, generator=g)
-    _, p = _cmco_probs(mode, x_a, x_v)
-    _, q = _cmco_probs(mode, x_a, x_v + torch.randn(2, 10, 512, generator=g))
-    assert torch.allclose(p[:, :, 0], q[:, :, 0]) is not audio_sees_visual
-
-
-def test_cmco_attends_within_a_segment_only_and_ablations_keep_hans_head():
-    g = torch.Generator().manual_seed(2)
-    x_a, x_v = torch.randn(2, 10, 512, generator=g), torch.randn(2, 10, 512, generator=g)
-    _, p = _cmco_probs("cm", x_a, x_v)
-    x_a2 = x_a.clone()
-    x_a2[1, 4] += 1.0                               # change one segment of one video
-    _, q = _cmco_probs("cm", x_a2, x_v)
-    changed = (p - q).abs().amax(dim=(2, 3)) > 0    # (video, segment)
-    expected = torch.zeros(2, 10, dtype=torch.bool)
-    expected[1, 4] = True
-    assert torch.equal(changed, expected)
-    head, p = _cmco_probs("v_only", x_a, x_v)
-    torch.testing.assert_close(p[:, :, 0], torch.sigmoid(head.frame_head.fc_prob(x_a)))
-    assert head.layer.cross_attn is None and not hasattr(head, "tokens_a")
-
-
 @pytest.mark.parametrize("spec", [{"backbone": "lstm"}, {"layers": 4}, {"head": "cmco", "cmco_mode": "x"},
                                   {"backbone": "ave", "layers": 2}, {"dropout": 1.5}, {"width": 3}])
 def test_bad_specs_are_one_line_errors(spec):
@@ -172,8 +140,8 @@ def test_recurrent_layers_compute_in_fp32_under_cpu_bf16_autocast(name):
     """CPU bf16 autocast would run nn.LSTM through a oneDNN bf16 primitive that AVX2-only CPUs lack (AVE and AVSDN
     failed there at their first bf16 step): on CPU the LSTMs run in fp32, the same on every CPU. Each LSTM's
     output under bf16 autocast is fp32 and equals its fp32 forward on the same (bf16-rounded) input exactly."""
-    from avvp.models import BACKBONES
     from avvp.models.precision import autocast
+    from avvp.registry import BACKBONES
 
     torch.manual_seed(0)
     backbone = BACKBONES.get(name)({"dropout": 0.0}, 512).eval()

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from packaging.version import Version
 from conftest import synth_llp
+from packaging.version import Version
 
 from avvp import cli
-from avvp.data import pins, synth
+from avvp.data import pins, repin, synth
 from avvp.errors import AvvpError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,14 +92,14 @@ def test_write_refuses_new_code_under_a_pinned_version(tmp_path):
     path = tmp_path / "pins.json"
     path.write_text(json.dumps({"history": {str(synth.GENERATOR_VERSION): "0" * 64}}))
     with pytest.raises(AvvpError, match="is pinned with other code .*bump synth.GENERATOR_VERSION"):
-        pins.write(path, ("tiny",))
+        repin.write(path, ("tiny",))
     assert json.loads(path.read_text()) == {"history": {str(synth.GENERATOR_VERSION): "0" * 64}}
 
 
 def test_write_pins_what_synth_writes(tmp_path):
     path = tmp_path / "pins.json"
     shutil.copy(REPO / "avvp/resources/synth_pins.json", path)
-    written = pins.write(path, ("tiny",))
+    written = repin.write(path, ("tiny",))
     assert written["presets"] == pins.load()["presets"] and json.loads(path.read_text()) == written
 
 
@@ -130,9 +130,12 @@ def test_synth_is_silent_on_pinned_data_and_says_one_line_when_it_differs(tmp_pa
 
 
 # ------------------------------------------------------------------------------------------ README
+SAMPLE_PAGE = REPO / "docs" / "results" / "table2.md"   # the README's sample Table 2 (the README shows an excerpt)
+
+
 def readme_sample() -> str:
-    """The README from its sample section on."""
-    text = (REPO / "README.md").read_text()
+    """The sample Table 2 page, docs/results/table2.md, from its sample section on."""
+    text = SAMPLE_PAGE.read_text()
     return text[text.index("## Sample: Table 2"):]
 
 
@@ -158,7 +161,7 @@ def test_readme_sample_header_is_the_pinned_data():
     not carry the current pins' hashes either (it cannot pass for the current data)."""
     found = readme_sample_header()
     declared = SAMPLE_VERSION.search(readme_sample())
-    assert declared, "README's sample names the generator version it was made with"
+    assert declared, "docs/results/table2.md's sample names the generator version it was made with"
     version = int(declared.group(1))
     assert version <= synth.GENERATOR_VERSION
     preset, seed = found["preset"].groups()
@@ -176,8 +179,8 @@ SAMPLE_CSV = REPO / "tests" / "data" / "sample_table2.csv"   # the sample run's 
 
 
 def test_readme_sample_table_is_the_stored_csv():
-    """Every "ours" cell of the README's sample Table 2 is the stored CSV's mean ± std with its two tests' marks,
-    and the README names the CSV's sha256: the sample cannot be edited by hand, and a second clone's
+    """Every "ours" cell of the sample Table 2 (docs/results/table2.md) is the stored CSV's mean ± std with its two
+    tests' marks, and the page names the CSV's sha256: the sample cannot be edited by hand, and a second clone's
     results/table2.csv can be compared with it byte for byte (`cmp results/table2.csv tests/data/sample_table2.csv`)."""
     import csv
 

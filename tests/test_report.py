@@ -15,20 +15,22 @@ import pandas as pd
 import yaml
 
 from avvp import variants
-from avvp.evaluation.gatings import GATINGS
+from avvp.registry import GATINGS
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_kill import copy_workflow  # noqa: E402
 
-README = (REPO / "README.md").read_text()
+README = (REPO / "README.md").read_text()                              # the first command
+TARGETS = (REPO / "docs" / "getting-started.md").read_text()           # the report's and runs.csv's commands
 TINY = ["dataset={preset: tiny}", "seeds=[0]", "epochs=1"]
 
 
-def readme_command(pattern: str) -> list[str]:
-    """The README's first command matching `pattern`, as arguments after `snakemake`."""
-    command = re.search(pattern, README).group(1)
+def readme_command(pattern: str, text: str = README) -> list[str]:
+    """The first command matching `pattern` in `text` (the README, or docs/getting-started.md's targets), as
+    arguments after `snakemake`."""
+    command = re.search(pattern, text).group(1)
     return shlex.split(command)[1:]
 
 
@@ -50,7 +52,7 @@ def test_readme_commands_in_order_on_tiny(tmp_path):
     assert first[-1] == "results/table2.md"
     proc = snakemake(wd, first)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    report_cmd = readme_command(r"`(snakemake --report results/report\.html[^`]*)`")
+    report_cmd = readme_command(r"`(snakemake --report results/report\.html[^`]*)`", TARGETS)
     proc = snakemake(wd, report_cmd)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = (wd / "results/report.html").read_text()
@@ -60,11 +62,12 @@ def test_readme_commands_in_order_on_tiny(tmp_path):
     assert "<table" in text and "<td>HAN + CM-S</td>" in text and "data:image/png;base64," in text
     assert "- Environment: python " in (wd / "results/table2.md").read_text()
     # Then runs.csv, from the runs that exist: Table 2's 13 rows x 1 seed x 2 splits x every registered gating.
-    runs_cmd = readme_command(r"`(snakemake --cores 4 results/runs\.csv)`")
+    runs_cmd = readme_command(r"`(snakemake --cores 4 results/runs\.csv)`", TARGETS)
     proc = snakemake(wd, runs_cmd)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = {r["variant"] for r in yaml.safe_load((REPO / "config/tables.yaml").read_text())["tables"]["table2"]["rows"]}
     table = pd.read_csv(wd / "results/runs.csv")
+    rows |= {"MA step 1"}        # the run MA's refinement was made from is a run like any other
     assert len(table) == len(rows) * 1 * 2 * len(GATINGS.names()) and set(table["row"]) == rows
     assert not table.drop(columns=["losses", "env_cuda", "env_cudnn"]).isna().any().any()
     plain = {r for r in rows if not variants.get(r).losses}      # no extra loss: an empty `losses`

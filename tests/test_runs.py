@@ -104,7 +104,7 @@ def test_errors_are_one_line_and_write_nothing(tmp_path, capsys):
 
 def test_the_default_runs_csv_has_one_complete_line_per_run_split_and_gating():
     """results/runs.csv as the default's Table 2 run wrote it (a fresh clone at d17ade1: 13 rows x 3 seeds, test
-    split, both gatings), loaded as a user would: the layout README "results/runs.csv" promises, no missing value
+    split, both gatings), loaded as a user would: the layout docs/outputs.md#resultsrunscsv promises, no missing value
     where the run has one. A later change of runs.csv's columns must keep reading it (or say why not)."""
     table = pd.read_csv(Path(__file__).parent / "data" / "default_runs_d17ade1.csv")
     assert len(table) == 13 * 3 * 1 * 2 and not table.duplicated(["slug", "seed", "split", "gating"]).any()

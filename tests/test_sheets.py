@@ -14,11 +14,8 @@ import yaml
 from avvp import models, schema, sheets, variants
 from avvp.cli import main
 from avvp.errors import AvvpError
-from avvp.evaluation.gatings import GATINGS, binarize
-from avvp.registry import Registry
-from avvp.training import EXTRA_LOSSES
-from avvp.training.labels import LABEL_SOURCES
-from avvp.training.selection import SELECTION_RULES
+from avvp.evaluation.gatings import binarize
+from avvp.registry import EXTRA_LOSSES, GATINGS, LABEL_SOURCES, SELECTION_RULES, Registry
 
 REGISTRIES = [models.BACKBONES, models.FRAME_HEADS, EXTRA_LOSSES, LABEL_SOURCES, GATINGS, SELECTION_RULES]
 
@@ -75,7 +72,7 @@ def test_every_gating_gives_binary_predictions_of_the_protocols_shape(gating):
                                                           ("global_prob", "a_prob", "v_prob")}}
     audio, visual = binarize(probs, gating)
     assert audio.shape == visual.shape == (3, 25, 10) and audio.dtype == np.uint8
-    assert set(np.unique(audio)) <= {0, 1} and GATINGS.meta(gating)["description"]
+    assert set(np.unique(audio)) <= {0, 1} and GATINGS.get(gating).description
 
 
 @pytest.mark.parametrize("rule", SELECTION_RULES.names())

@@ -22,7 +22,6 @@ def train(packed, out, variant="HAN", epochs=2, *extra):
                  "--epochs", str(epochs), "--threads", "1", *extra])
 
 
-
 def kill_after_first_checkpoint(cmd: list[str], cut) -> None:
     """Start `avvp train` and SIGKILL it as soon as its first epoch's last.pt exists (mid-run, not at its end)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -116,7 +115,7 @@ def test_unknown_variant_and_missing_data(packed_tiny, tmp_path, capsys):
 def test_refined_variant_names_the_command_that_makes_its_labels(packed_tiny, tmp_path, capsys):
     assert train(packed_tiny, tmp_path / "r", "MA*") == 1
     err = capsys.readouterr().err
-    assert "avvp refine --data" in err and "--refined" in err
+    assert "avvp train --variant 'MA step 1'" in err and "avvp refine --run" in err and "--refined" in err
 
 
 def test_evaluate_writes_score_schema_and_predictions(packed_tiny, tmp_path, capsys):
@@ -138,8 +137,10 @@ def test_evaluate_writes_score_schema_and_predictions(packed_tiny, tmp_path, cap
 
 
 def test_refine_then_train_on_refined_labels(packed_tiny, tmp_path):
-    ref = tmp_path / "refine"
-    assert main(["refine", "--data", str(packed_tiny), "--seed", "0", "--out", str(ref), "--epochs", "1",
+    """MA's step 1 is a row like any other; `avvp refine` turns its run into the labels MA's rows train on."""
+    ref, step1 = tmp_path / "refine", tmp_path / "step1"
+    assert train(packed_tiny, step1, "MA step 1", 1) == 0
+    assert main(["refine", "--run", str(step1), "--data", str(packed_tiny), "--seed", "0", "--out", str(ref),
                  "--threads", "1"]) == 0
     s = json.loads((ref / "summary.json").read_text())
     assert "against_truth" in s and set(s["removed"]) == {"audio", "visual"}
@@ -161,8 +162,8 @@ def test_changed_settings_start_over_and_keep_the_old_checkpoint(packed_tiny, tm
 # --- hand-made cases: targets, batch_loss, fit's arguments -------------------------------------------------------
 from avvp import variants  # noqa: E402
 from avvp.errors import AvvpError  # noqa: E402
-from avvp.training.losses import Batch, cms_augment, cms_partners, mmil_bce  # noqa: E402
-from avvp.training.selection import SELECTION_RULES  # noqa: E402
+from avvp.registry import SELECTION_RULES  # noqa: E402
+from avvp.training.losses import Batch, mmil_bce  # noqa: E402
 from avvp.training.train import Job, batch_loss, fit, targets  # noqa: E402
 
 HAN_RECIPE = variants.get("HAN").recipe            # visual smoothing always, MIL target: the weak labels
@@ -214,7 +215,7 @@ def test_ma_recipe_targets_and_global_target_after_an_audio_removal():
         t_a, t_v, t_g = targets(MA_RECIPE, y, y_a, y_v, epoch)
         assert torch.equal(t_a, y_a)
         # Removed visual labels 0 (classes 0, 2), kept 0.95 (class 1), negatives 0.05 (class 3):
-        # docs/protocol.md#ma-step-3.
+        # docs/methods/ma.md#ma-step-3.
         torch.testing.assert_close(t_v, torch.tensor([[0.0, 0.95, 0.0, 0.05]]))
         # One array in MA's code: the audio removals (1, 2) leave the global target; the visual-only removal (0)
         # does not. Class 1 is still a visual label, yet gone from the global target.
@@ -281,31 +282,6 @@ def hand_batch(n=4, seed=0):
                  torch.randn(n, 10, 512, generator=g), y, y.clone(), y.clone())
 
 
-def test_cms_partners_are_never_the_video_itself_and_cover_the_others():
-    gen = torch.Generator().manual_seed(0)
-    draws = torch.stack([cms_partners(5, gen, "cpu") for _ in range(2000)])      # (2000, 5)
-    assert not (draws == torch.arange(5)).any()
-    # Uniform among the 4 others: each (i, j != i) pair about 2000/4 = 500 times.
-    counts = torch.stack([(draws == j).sum(0) for j in range(5)])               # counts[j, i]
-    off = counts[~torch.eye(5, dtype=torch.bool)]
-    assert off.min() > 400 and off.max() < 600
-    # Independent per video (with replacement): some draw gives two videos the same partner.
-    assert any(len(set(row.tolist())) < 5 for row in draws)
-    assert cms_partners(1, gen, "cpu").tolist() == [0]     # a one-video batch has no other video
-
-
-def test_cms_augment_pairs_each_videos_audio_with_its_partners_visual_track():
-    batch = hand_batch()
-    batch = dataclasses.replace(batch, y_v=torch.rand(4, 25))   # visual labels distinct from the audio ones
-    doubled = cms_augment(batch, torch.Generator().manual_seed(7))
-    j = cms_partners(4, torch.Generator().manual_seed(7), "cpu")
-    assert doubled.n == 4 and doubled.audio.shape[0] == 8 and (j != torch.arange(4)).all()
-    assert torch.equal(doubled.audio[4:], batch.audio) and torch.equal(doubled.y_a[4:], batch.y_a)
-    assert torch.equal(doubled.visual[4:], batch.visual[j]) and torch.equal(doubled.motion[4:], batch.motion[j])
-    assert torch.equal(doubled.y_v[4:], batch.y_v[j])
-    assert torch.equal(doubled.visual[:4], batch.visual) and torch.equal(doubled.y, batch.y)
-
-
 def test_cms_only_from_its_start_epoch_and_bce_on_the_real_videos_only():
     job = Job.of(variants.get("HAN + Ours"), seed=0)
     start = job.recipe["cms"]["start_epoch"]            # 1-based, from config/variants.yaml
@@ -332,8 +308,8 @@ def test_fit_selecting_without_a_split_is_an_avvp_error(tmp_path):
 
 
 # --- the step runner (avvp/training/graphs.py) inside fit: graph-shaped on CPU, the function of the eager step ---
-from avvp.training import train as train_module  # noqa: E402
 from avvp.data import dataset  # noqa: E402
+from avvp.training import train as train_module  # noqa: E402
 from avvp.training.graphs import StepRunner  # noqa: E402
 
 

@@ -5,11 +5,12 @@ repository's data/ and results/ are never touched. The expected job counts are w
 config/tables.yaml and config/variants.yaml (each table's distinct rows, which of them train on MA's refined
 labels, which tables are profiled), so a row added to the YAML alone changes them with no test edit:
 
-  per row and seed: train + evaluate (test split); per seed with any refined row: refine; per seed with any
-  `labels: jomold` row: noise_estimator + noise_ratios (JoMoLD's stages 1-2); per run scored at CMPAE's tuned
-  thresholds: tune_thresholds (a `runs_of` row adds no run); per row of a table
-  with `extra` costs (Table 4): profile; figures: timeline and tsne (MA, MA* + Ours), spread (every Table 2 row);
-  diagnostics: one diagnose job over every Table 2 row and seed, reading each seed's refine summary.
+  per row and seed: train + evaluate (test split); per seed with any refined row: train of the row "MA step 1" +
+  refine (a per-seed stage on its run); per seed with any `labels: jomold` row: train of the row "JoMoLD noise
+  estimator" + noise_ratios (JoMoLD's stages 1-2); per run scored under CMPAE's gating with its tuned thresholds:
+  thresholds (a `runs_of` row adds no run); per row of a table with `extra` costs (Table 4): profile; figures:
+  timeline and tsne (MA, MA* + Ours), spread (every Table 2 row); diagnostics: one diagnose job over every Table 2
+  row and seed, reading each seed's refine summary (the label quality of Table 2's label stage).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ TABLES = yaml.safe_load((REPO / "config" / "tables.yaml").read_text())["tables"]
 def yaml_rows(target: str) -> tuple[int, int, int, int, int]:
     """(distinct runs, runs on refined labels, rows profiled, runs on jomold labels, runs with a threshold search)
     of a target, from the YAML. A `runs_of` row reads another row's runs: it adds no run of its own."""
-    from avvp.reporting.figures import FIGURES
+    from avvp.registry import FIGURES
 
     rows = yaml.safe_load((REPO / "config" / "variants.yaml").read_text())["variants"]
     figures = [FIGURES.get(kind) for kind in FIGURES.names()]
@@ -97,8 +98,8 @@ def yaml_rows(target: str) -> tuple[int, int, int, int, int]:
     runs = {rows[v].get("runs_of", v) for v in chosen}
     refined = sum(rows[v].get("labels", "weak") == "refined" for v in runs)
     denoised = sum(rows[v].get("labels", "weak") == "jomold" for v in runs)
-    # workflow/rules/thresholds.smk: rows gated cmpae, and every row of a table with `tune_thresholds`
-    tuned = {v for v in rows if "runs_of" not in rows[v] and rows[v].get("gating") == "cmpae"}
+    # the gating's per-run file: rows gated cmpae (their runs), and every row of a table with `tune_thresholds`
+    tuned = {rows[v].get("runs_of", v) for v in rows if rows[v].get("gating") == "cmpae"}
     tuned |= {rows[r["variant"]].get("runs_of", r["variant"]) for t in TABLES.values() if t.get("tune_thresholds")
               for r in t["rows"]}
     return len(runs), refined, len(profiled), denoised, len(runs & tuned)
@@ -109,13 +110,15 @@ def expected(target: str, seeds: int, synthetic: bool = True) -> dict[str, int]:
     n, refined, profiles, denoised, tuned = yaml_rows(target)
     counts = {"pack": 1, "train": n * seeds, "evaluate": n * seeds}
     if tuned:
-        counts["tune_thresholds"] = tuned * seeds
+        counts["thresholds"] = tuned * seeds
     if synthetic:
         counts["synthesize"] = 1
     if refined or target in ("diagnostics", "all"):   # diagnose reads every seed's refine summary
         counts["refine"] = seeds
+        counts["train"] += seeds                      # the row "MA step 1", whose run refine reads
     if denoised:   # JoMoLD's stages 1 and 2, per seed, for the rows on `labels: jomold`
-        counts.update(noise_estimator=seeds, noise_ratios=seeds)
+        counts["noise_ratios"] = seeds
+        counts["train"] += seeds                      # the row "JoMoLD noise estimator"
     if profiles:
         counts["profile"] = profiles
     if target.startswith("results/table"):
@@ -178,16 +181,19 @@ def test_commands_quote_row_names_and_pass_the_config(wf):
                      config=["epochs=4", "device=cuda", "precision=bf16", "threads=2", "seeds=[1]"])
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout + proc.stderr
-    # The refined labels of the same seed; refine's step 1 is 12/40 of the override, at least 1 epoch.
-    # CUDA jobs claim one of K slots per GPU (AVVP_GPU_SLOTS) and run the graphed step (--graphs on).
-    assert ("AVVP_GPU_SLOTS=1 avvp refine --data data/packed/default-s0 --seed 1 --out results/refine/seed1"
-            " --epochs 1 --device cuda --precision bf16 --variants-file config/variants.yaml --graphs on"
-            " --threads 2") in out
+    # The refined labels of the same seed: MA's step 1, a row, trains 12/40 of the override (at least 1 epoch),
+    # and refine reads its run. CUDA jobs claim one of K slots per GPU (AVVP_GPU_SLOTS) and run the graphed step.
+    assert ("AVVP_GPU_SLOTS=1 avvp train --variant 'MA step 1' --seed 1 --data data/packed/default-s0"
+            " --out results/runs/ma_step_1/seed1  --epochs 1  --device cuda --precision bf16 --protocol default"
+            " --variants-file config/variants.yaml --graphs on --threads 2") in out
+    assert ("AVVP_GPU_SLOTS=1 avvp refine --run results/runs/ma_step_1/seed1 --data data/packed/default-s0 --seed 1"
+            " --out results/refine/seed1 --device cuda --precision bf16 --threads 2") in out
     assert ("AVVP_GPU_SLOTS=1 avvp train --variant 'MA* + Ours' --seed 1 --data data/packed/default-s0"
             " --out results/runs/ma_star_ours/seed1 --refined results/refine/seed1/refined_labels.npz --epochs 4"
             " --lr-scale 4.0 --device cuda --precision bf16 --protocol default") in out
     assert "--variants-file config/variants.yaml --graphs on --threads 2" in out
-    assert "AVVP_GPU_SLOTS=1 avvp evaluate --run results/runs/ma_star_ours/seed1 --split test" in out
+    assert ("AVVP_GPU_SLOTS=1 avvp evaluate --run results/runs/ma_star_ours/seed1 --data data/packed/default-s0"
+            " --split test") in out
     assert "gpu=1" in out                           # cuda jobs ask for a GPU
 
 
@@ -351,7 +357,7 @@ def test_interrupted_training_resumes_and_nothing_else_reruns(tmp_path):
     # its rows that are also in a `tune_thresholds` table (Table 5) get CMPAE's threshold search, HAN's included.
     rows, _, profiled, _, tuned = yaml_rows("results/table4.md")
     plan = {"resolve_config": 1, "train": rows - 1, "evaluate": rows, "profile": profiled, "table": 1,
-            **({"tune_thresholds": tuned} if tuned else {})}
+            **({"thresholds": tuned} if tuned else {})}
     assert planned(wd, "results/table4.md", config=tiny) == {**plan, "total": sum(plan.values())}
 
     # The packed tiny data says 'synthetic': asking for the 2020 annotations stops the workflow.
@@ -373,14 +379,14 @@ def test_llp_config_file_trains_the_papers_recipes_as_published(wf, llp_root):
                      targets=["results/table2.md"], config=[f"dataset={{kind: llp, path: {llp_root}}}", "seeds=[0]"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     train = [line for line in (proc.stdout + proc.stderr).splitlines() if "avvp train --variant" in line]
-    assert len(train) == yaml_rows("table2")[0]
+    assert len(train) == yaml_rows("table2")[0] + 1      # + the row "MA step 1", whose run the refinement reads
     assert all("--precision fp32" in line and "--epochs" not in line and "--lr-scale" not in line for line in train)
 
 
 def test_the_readme_real_llp_command_runs_as_written(wf, llp_root):
-    # The README's command, word for word (only the LLP path is ours): Snakemake's --config swallows every word
-    # after it, so a target written after it fails with "Config entries have to be defined as name=value pairs".
-    command = re.search(r"and run `(snakemake [^`]+)`", (REPO / "README.md").read_text()).group(1)
+    # docs/real-llp.md's command, word for word (only the LLP path is ours): Snakemake's --config swallows every
+    # word after it, so a target written after it fails with "Config entries have to be defined as name=value pairs".
+    command = re.search(r"and run `(snakemake [^`]+)`", (REPO / "docs" / "real-llp.md").read_text()).group(1)
     args = shlex.split(command.replace("/data/LLP", str(llp_root)))
     proc = subprocess.run([sys.executable, "-m", *args, "--dry-run"], cwd=wf, capture_output=True, text=True,
                           timeout=120)

@@ -17,7 +17,7 @@ import torch
 
 from avvp.constants import FEATURES, NUM_CLASSES, NUM_SEGMENTS
 from avvp.errors import AvvpError
-from avvp.io import read_json, read_npz, sha256_file
+from avvp.io import read_json, sha256_file
 from avvp.paths import manifest_json
 
 # Per-video shape of each packed array (the visual array holds the per-second means of the 80 frames).
@@ -114,14 +114,3 @@ def load_split(packed: str | Path, split: str) -> Split:
         check_finite(folder / f"{name}.npy", arrays[name], filenames)
         arrays[name] = torch.from_numpy(arrays[name])
     return Split(name=split, filenames=filenames, **arrays)
-
-
-def load_refined(path: str | Path, train: Split) -> tuple[torch.Tensor, torch.Tensor]:
-    """Refined audio and visual labels (N,25) from `avvp refine`, checked against the training split."""
-    path = Path(path)
-    z = read_npz(path, ("filenames", "audio", "visual"), "refined labels",
-                 "make them again with `avvp refine` (its --out folder holds them)")
-    files, audio, visual = list(map(str, z["filenames"])), z["audio"], z["visual"]
-    if files != train.filenames:
-        raise AvvpError(f"{path}: refined labels are for other training videos than the packed dataset's")
-    return torch.from_numpy(audio.astype(np.float32)), torch.from_numpy(visual.astype(np.float32))

@@ -22,7 +22,6 @@ from tqdm import tqdm
 
 from avvp import io
 from avvp.constants import FEATURES, FRAMES_PER_SEGMENT, NUM_SEGMENTS, SPLITS
-from avvp.data import pins
 from avvp.data.llp import LLPAnnotations, LLPPaths, load_feature, read_annotations, video_id
 from avvp.errors import AvvpError
 from avvp.paths import manifest_json
@@ -129,13 +128,13 @@ def pack_split(split: str, ann, paths: LLPPaths, out: Path, arrays: dict[str, St
 
 
 def feature_hashes(paths: LLPPaths, ann: LLPAnnotations) -> dict[str, str]:
-    """Per feature kind, `pins.folder_hash` over the files of the dataset's videos (what pack reads): for a
+    """Per feature kind, `io.folder_hash` over the files of the dataset's videos (what pack reads): for a
     synthetic folder, which holds exactly those, the pinned hash of the folder."""
     names = [n for split in ann.splits.values() for n in split.filenames]
     out = {}
     for kind, folder in paths.features.items():
         files = {f"{video_id(n)}.npy": Path(folder) / f"{video_id(n)}.npy" for n in names}
-        out[kind] = pins.folder_hash({name: io.sha256_file(p) for name, p in files.items()})
+        out[kind] = io.folder_hash({name: io.sha256_file(p) for name, p in files.items()})
     return out
 
 
@@ -209,7 +208,7 @@ def pack(paths: LLPPaths, out: Path, frames: bool = True) -> dict:
     return m
 
 
-def run(args) -> None:
+def main(args) -> None:
     m = pack(paths_from_args(args), Path(args.out), frames=not args.no_frames)
     quirks = ", ".join(f"{k} {v['count']}" for k, v in m["quirks"].items()) or "none"
     print(f"packed {m['splits']} (annotations {m['annotation_version']}) into {args.out}; quirks: {quirks}")

@@ -6,7 +6,7 @@ each feature folder (`folder_hash`) and the sha256 of the manifest `avvp pack` w
 generator's version (`synth.GENERATOR_VERSION`) and a hash of the generator's code (`generator_code_hash`).
 
 A change of the generator's code changes the code hash, and a test fails until GENERATOR_VERSION is bumped and
-the pins rewritten (`python -m avvp.data.pins --write`): the version names the data, so two checkouts that
+the pins rewritten (`python -m avvp.data.repin --write`): the version names the data, so two checkouts that
 call their data "version 1" make the same files. `--write` refuses to pin new code under a version that is
 already pinned with other code (`history`). Library versions (numpy's generators, pandas' CSV writer) can
 change the bytes too: `constraints.txt` is the environment the pins were made in, and `avvp synth` says in one
@@ -15,12 +15,9 @@ line when what it wrote differs from its version's pins.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
-import sys
-import tempfile
 import tokenize
 from importlib import resources
 from pathlib import Path
@@ -28,7 +25,7 @@ from pathlib import Path
 from avvp import constants
 from avvp.constants import DENSE_CSV, FEATURES, WEAK_CSV
 from avvp.data.llp import SYNTH_MANIFEST, TRAIN_TRUTH_CSV
-from avvp.io import sha256_file
+from avvp.io import folder_hash, sha256_file
 
 PINS_FILE = "synth_pins.json"
 PINNED_PRESETS = ("tiny", "default", "full")
@@ -41,14 +38,6 @@ LAYOUT = ("CLASSES", "DENSE_CSV", "FEATURES", "FRAMES_PER_SEGMENT", "NUM_CLASSES
 
 
 # ------------------------------------------------------------------------------------------ hashes
-def folder_hash(digests: dict[str, str]) -> str:
-    """One hash over a folder's files (file name -> sha256): sha256 of `name NUL digest LF`, names sorted.
-
-    Independent of the order the files were written or read in, and of the folder's own path."""
-    text = "".join(f"{name}\0{digests[name]}\n" for name in sorted(digests))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def data_hashes(root: Path) -> dict:
     """The hashes of a synthetic dataset folder, in the pins' layout."""
     root = Path(root)
@@ -96,11 +85,11 @@ def code_problem(pins: dict, version: int, code: str) -> str | None:
     """Why the pins do not describe this generator (version `version`, code hash `code`), or None."""
     if pins.get("generator_version") != version:
         return (f"{PINS_FILE} pins generator version {pins.get('generator_version')}, the code is version "
-                f"{version}: rewrite the pins with `python -m avvp.data.pins --write`")
+                f"{version}: rewrite the pins with `python -m avvp.data.repin --write`")
     if pins.get("code_sha256") != code:
         return (f"the generator's code changed (code hash {code[:12]}, {PINS_FILE} has "
                 f"{str(pins.get('code_sha256'))[:12]} for version {version}): bump synth.GENERATOR_VERSION and "
-                "rewrite the pins with `python -m avvp.data.pins --write`")
+                "rewrite the pins with `python -m avvp.data.repin --write`")
     return None
 
 
@@ -116,8 +105,9 @@ def differences(pins: dict, version: int, preset: str, seed: int, hashes: dict) 
 
 
 def check_written(root: Path, preset: str, seed: int) -> str | None:
-    """The one line `avvp synth` prints when what it wrote differs from its version's pins, or None."""
-    from avvp.data.synth import GENERATOR_VERSION
+    """The one line `avvp synth` prints when what it wrote differs from its version's pins, or None. The version
+    is the one the dataset's own manifest records (the generator that wrote it)."""
+    GENERATOR_VERSION = json.loads((Path(root) / SYNTH_MANIFEST).read_text()).get("generator_version")
     pins = load()
     if seed == pins.get("seed") and preset in pins.get("presets", {}) \
             and pins.get("generator_version") != GENERATOR_VERSION:
@@ -129,78 +119,3 @@ def check_written(root: Path, preset: str, seed: int) -> str | None:
     return (f"{root}: differs from the pins of generator version {GENERATOR_VERSION} (preset {preset}, seed "
             f"{seed}) in {', '.join(diff)}: not the data of the README's numbers (other library versions than "
             "constraints.txt's?)")
-
-
-# ------------------------------------------------------------------------------------------ writing
-def pin_preset(preset: str, seed: int, tmp: Path) -> dict:
-    """Generate `preset` into `tmp` and return its pins entry (the packed manifest computed, not packed)."""
-    from avvp.data import pack, synth
-    from avvp.data.llp import LLPPaths
-    out = tmp / preset
-    synth.generate(out, preset, seed, progress=False)
-    entry = data_hashes(out)
-    text = pack.manifest_text(pack.manifest_of(LLPPaths.from_root(out), frames=True))
-    entry["packed_manifest_sha256"] = hashlib.sha256(text.encode()).hexdigest()
-    return entry
-
-
-def write(path: Path, presets: tuple[str, ...] = PINNED_PRESETS) -> dict:
-    """Rewrite the pins file at `path` for `presets` (the others kept when the version is unchanged)."""
-    from avvp.data.synth import GENERATOR_VERSION
-    from avvp.errors import AvvpError
-    old = json.loads(path.read_text()) if path.exists() else {}
-    code = generator_code_hash()
-    history = dict(old.get("history", {}))
-    if history.get(str(GENERATOR_VERSION), code) != code:
-        raise AvvpError(f"{path}: generator version {GENERATOR_VERSION} is pinned with other code "
-                        f"({history[str(GENERATOR_VERSION)][:12]}, now {code[:12]}): bump synth.GENERATOR_VERSION")
-    history[str(GENERATOR_VERSION)] = code
-    kept = old.get("presets", {}) if old.get("generator_version") == GENERATOR_VERSION else {}
-    entries = {p: kept[p] for p in PINNED_PRESETS if p in kept and p not in presets}
-    with tempfile.TemporaryDirectory(prefix="avvp-pins-") as tmp:
-        for preset in presets:
-            entries[preset] = pin_preset(preset, PINNED_SEED, Path(tmp))
-            print(f"pinned {preset}", file=sys.stderr)
-    pins = {"generator_version": GENERATOR_VERSION, "code_sha256": code, "history": history,
-            "seed": PINNED_SEED, "environment": environment(),
-            "presets": {p: entries[p] for p in PINNED_PRESETS if p in entries}}
-    path.write_text(json.dumps(pins, indent=2) + "\n")
-    return pins
-
-
-def environment() -> dict:
-    """The versions of the libraries whose output the bytes depend on (for the reader; constraints.txt locks)."""
-    import numpy
-    import pandas
-    import scipy
-    return {"python": ".".join(map(str, sys.version_info[:3])), "numpy": numpy.__version__,
-            "pandas": pandas.__version__, "scipy": scipy.__version__}
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m avvp.data.pins", description=__doc__.splitlines()[0])
-    ap.add_argument("--write", action="store_true", help="generate the presets and rewrite the pins file")
-    ap.add_argument("--presets", nargs="+", choices=PINNED_PRESETS, default=list(PINNED_PRESETS))
-    ap.add_argument("--label-sets", action="store_true",
-                    help="refit the label-set distribution (NNLS) and rewrite resources/llp_label_sets.csv first "
-                         "(a new generator input: bump synth.GENERATOR_VERSION and --write)")
-    args = ap.parse_args(argv)
-    from avvp.data.synth import GENERATOR_VERSION
-    from avvp.errors import AvvpError
-    path = Path(__file__).resolve().parents[1] / "resources" / PINS_FILE
-    try:
-        if args.label_sets:
-            from avvp.data.synth import LABEL_SETS, label_sets_csv
-            (path.parent / LABEL_SETS).write_text(label_sets_csv())
-        if args.write:
-            write(path, tuple(args.presets))
-        problem = code_problem(load(), GENERATOR_VERSION, generator_code_hash())
-    except AvvpError as e:
-        print(f"pins: error: {e}", file=sys.stderr)
-        return 1
-    print(problem or f"{path}: pins of generator version {GENERATOR_VERSION} match its code")
-    return 1 if problem else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

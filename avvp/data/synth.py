@@ -18,8 +18,8 @@ Generative model (every number below is a parameter recorded in `synth_manifest.
    and of the rest, cut at sorted uniform points. k and L are drawn by inverting their distributions.
    When a class is in both modalities, with probability `av_overlap_iou` of the class the visual track
    reuses the audio track's uniforms (for k, L and the cuts): each modality keeps its own statistics
-   but the events line up, so the mean audio-visual IoU per class follows the file's (README, "The
-   synthetic default dataset", for how closely).
+   but the events line up, so the mean audio-visual IoU per class follows the file's (docs/synthetic-data.md
+   says how closely).
 4. Features (float32, real shapes). Each feature kind (audio 128-d, visual 2048-d, motion 512-d) has a
    prototype per class: `s * (sqrt(family_share) * F_family + sqrt(1 - family_share) * I_class)` with
    F and I random unit vectors, so that related classes (voices, instruments, engines, animals) share a
@@ -36,7 +36,7 @@ Generative model (every number below is a parameter recorded in `synth_manifest.
    and without one class at unit amplitude. The default (8) leaves most of the signal in the features,
    not all (amplitudes as low as 0.6, backgrounds, shared family components), so that the modality of
    a weak label, not the features, is the difficulty; what a probe and the trained rows reach on it is
-   measured in the README ("The synthetic default dataset").
+   measured in docs/synthetic-data.md.
 
 The weak CSVs hold each video's label set; the dense CSVs (val + test) hold the events of item 3;
 `AVVP_train_truth.csv` holds the true modality of every training label (which exists only here) for
@@ -66,7 +66,7 @@ from avvp.errors import AvvpError
 from avvp.io import atomic_dir
 
 # Videos per split of each preset (`full` is the size of LLP itself). Why `default` has 2,000 training videos, not
-# fewer: README, "The quick default and real LLP".
+# fewer: docs/getting-started.md#the-quick-default-and-real-llp.
 SIZES = {
     "tiny": {"train": 64, "val": 24, "test": 24},
     "default": {"train": 2000, "val": 200, "test": 300},

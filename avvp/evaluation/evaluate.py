@@ -20,7 +20,7 @@ from avvp.evaluation import gatings, metrics, stats
 from avvp.io import load_torch, write_json, write_npz
 from avvp.models import build
 from avvp.models.precision import autocast
-
+from avvp.registry import GATINGS
 
 # CUDA's grid limit on one attention call's batch x heads: flash attention fails above it (pytorch issue #146704).
 MAX_ATTENTION_BATCH = 65_535
@@ -28,7 +28,8 @@ MAX_ATTENTION_BATCH = 65_535
 
 def attention_batch_per_video(model) -> int:
     """The most batch entries (x heads) one video gives any attention layer of `model`, from one forward of one
-    video of zeros: HAN's 2 (audio and visual token sets), CM-Co's 2 x 10 segments, 0 without attention."""
+    video of zeros: 2 for HAN's layer (audio and visual token sets), 2 x 10 for a head attending per segment, 0
+    without attention."""
     seen = [0]
     hooks = [m.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0] * m.num_heads))
              for m in model.modules() if isinstance(m, torch.nn.MultiheadAttention)]
@@ -49,7 +50,7 @@ def attention_batch_per_video(model) -> int:
 def chunk_size(model, device: str) -> int:
     """Videos per forward in evaluation: 512 on CPU (as ever: CPU numbers stay as they were); on CUDA, where a
     forward is launch-bound, 4,096 (LLP's validation split in one pass) or fewer, so that no attention call
-    exceeds MAX_ATTENTION_BATCH (CM-Co: 3,276)."""
+    exceeds MAX_ATTENTION_BATCH (3,276 for 2 x 10 per video)."""
     if torch.device(device).type != "cuda":
         return 512
     per_video = attention_batch_per_video(model)
@@ -102,10 +103,10 @@ def load_trained(run: Path, device: str = "cpu"):
 def score_gatings(probs: dict, split: dataset.Split, params: dict | None = None) -> dict:
     """Per registered gating: (binary audio, binary visual, the ten numbers, per-video scores (videos, 10) in
     metrics.COLUMNS order). Every gating is kept so that `avvp table` can compare a row with its base under
-    ONE gating (MA's rows gate per modality, the rows built on them HAN's way) without re-scoring. `params`:
-    gating -> its keyword parameters (the run's CMPAE thresholds)."""
+    ONE gating (a row and its base may be scored under different gatings by their authors) without re-scoring.
+    `params`: gating -> its keyword parameters (gatings.run_params: from the run's file, where it has one)."""
     out = {}
-    for gating in gatings.GATINGS.names():
+    for gating in GATINGS.names():
         audio, visual = gatings.binarize(probs, gating, **(params or {}).get(gating, {}))
         per_video = metrics.video_scores(audio, visual, split.gt_audio, split.gt_visual)
         # dataset_scores(video_scores) is exactly llp_scores, so the tables' intervals rebuild these numbers.
@@ -114,7 +115,7 @@ def score_gatings(probs: dict, split: dataset.Split, params: dict | None = None)
     return out
 
 
-def run(args) -> None:
+def main(args) -> None:
     run_dir = Path(args.run)
     info, model = load_trained(run_dir, args.device)
     data = args.data or info["data"]
@@ -123,11 +124,7 @@ def run(args) -> None:
         raise AvvpError(f"split '{split.name}' has no dense ground truth to score against")
     probs = predict(model, split, args.device, info.get("precision", "fp32"))
     own = info.get("gating", "han")
-    # Read here, not imported at the top: thresholds imports gatings, which evaluate's callers import first.
-    from avvp.evaluation.thresholds import read_thresholds
-
-    tau = read_thresholds(run_dir)
-    by_gating = score_gatings(probs, split, {"cmpae": {"thresholds": tau}} if tau is not None else None)
+    by_gating = score_gatings(probs, split, {g: gatings.run_params(g, run_dir) for g in GATINGS.names()})
     audio, visual, scores, _ = by_gating[own]
     # paths names a split's files by (run, split), so --out is read as <run>/<split>.
     at = (Path(args.out).parent, Path(args.out).name) if args.out else (run_dir, args.split)

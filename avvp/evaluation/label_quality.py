@@ -1,10 +1,10 @@
-"""MA's label refinement scored against the dense annotations of val and test.
+"""A label stage's removals scored: a label source that removes weak labels from a modality (MA's refinement,
+JoMoLD's denoising), against the truth.
 
-On synthetic data the refinement is scored against the true modality of every training label
-(`against_truth` in summary.json); real LLP has no such truth for training videos. The val and test videos
-do have it: their dense annotations say in which modality each weak label really occurs. So `avvp refine`
-also applies step 2 (partners drawn within the same split) to val and test and scores its removals here: a
-weak label c of video i should leave modality m exactly when gt_m[i, c, :] is all zero.
+On synthetic data the removals are scored against the true modality of every training label (`against_truth`);
+real LLP has no such truth for training videos. The val and test videos do have it: their dense annotations say
+in which modality each weak label really occurs, so a stage also applies its rule to val and test and scores its
+removals here: a weak label c of video i should leave modality m exactly when gt_m[i, c, :] is all zero.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from avvp.constants import CLASSES
-from avvp.data import dataset
 from avvp.errors import AvvpError
 
 MODALITIES = ("audio", "visual")
@@ -53,28 +52,7 @@ def score_removals(labels, refined: dict, present: dict) -> dict:
 
 
 def split_removal_scores(split, audio, visual) -> dict:
-    """removal_scores of a val or test dataset.Split refined by refine_labels."""
+    """removal_scores of a val or test dataset.Split, given the (audio, visual) labels a stage left."""
     if split.gt_audio is None or split.gt_visual is None:
         raise AvvpError(f"{split.name} split: no dense annotations (gt_audio/gt_visual) in the packed dataset")
     return removal_scores(split.labels.numpy(), audio, visual, split.gt_audio, split.gt_visual)
-
-
-def against_annotations(refine_labels, model, packed, seed: int, errors: dict, device="cpu",
-                        precision="fp32") -> dict:
-    """{"val": scores, "test": scores}: step 2 of the trained step-1 model on each annotated split.
-
-    `errors`: the removal thresholds' error rates measured on the TRAINING split (refine.threshold_errors),
-    as MA uses them: the thresholds belong to the trained model, not to the split's own labels.
-    `refine_labels` is avvp.training.refine.refine_labels, passed in because refine imports this module. Partners
-    are drawn within the split; a split where some video shares a class with every other is skipped with
-    the reason (`avvp refine`'s own output must not fail for a diagnostic).
-    """
-    out = {}
-    for name in ("val", "test"):
-        split = dataset.load_split(packed, name)
-        try:
-            refined = refine_labels(model, split, seed, device, precision, errors=errors)
-            out[name] = split_removal_scores(split, *refined)
-        except AvvpError as e:
-            out[name] = {"skipped": str(e)}
-    return out

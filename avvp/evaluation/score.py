@@ -28,7 +28,7 @@ from avvp.io import write_json
 PREDICTION_ARRAYS = ("filenames", "audio", "visual")
 
 
-def run(args) -> None:
+def main(args) -> None:
     ann = read_split_annotations(args.annotations, args.split)
     report_quirks(ann.quirks)
     where = f"the {args.split} split ({WEAK_CSV[args.split]})"

@@ -11,6 +11,7 @@ from torch import nn
 
 from avvp.models.layers import HybridAttention, hybrid_pair
 
+
 class HANBackbone(nn.Module):
     """1-3 hybrid attention layers over the 10 segments: (f_a, f_v) -> (x_a, x_v), (B, 10, 512) each.
 
@@ -21,7 +22,7 @@ class HANBackbone(nn.Module):
 
     `cross=False` (the spec's `cross_attention: off`, or one forward call's choice) skips the cross-modal
     attention: each layer computes LN1(q + drop(SelfAttn(q))) and its feed-forward block with the same weights
-    (JoMoLD, docs/protocol.md#jomold). The cross-attention weights are built either way, so a model with it off
+    (JoMoLD, docs/methods/jomold.md#jomold). The cross-attention weights are built either way, so a model with it off
     starts from the same weights as one with it on.
     """
 

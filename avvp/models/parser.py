@@ -7,10 +7,10 @@ import importlib
 import torch
 from torch import nn
 
-from avvp.models import BACKBONES, FRAME_HEADS
 from avvp.models.inputs import D_MODEL, InputProjection
 from avvp.models.layers import Dropout
 from avvp.models.mmil import MMILPooling
+from avvp.registry import BACKBONES, FRAME_HEADS
 
 
 class Parser(nn.Module):
@@ -22,7 +22,7 @@ class Parser(nn.Module):
         self.backbone = backbone
         self.frame_head = frame_head         # segment probabilities from (x_a, x_v)
         self.mmil = MMILPooling(d)
-        # JoMoLD's dropout on the backbone's visual output, feeding every head (docs/protocol.md#jomold).
+        # JoMoLD's dropout on the backbone's visual output, feeding every head (docs/methods/jomold.md#jomold).
         self.visual_drop = Dropout(visual_dropout) if visual_dropout > 0 else None
 
     def forward(self, audio: torch.Tensor, visual: torch.Tensor, motion: torch.Tensor,

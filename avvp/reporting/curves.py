@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avvp import outputs, paths
+from avvp import outputs, paths, variants
 from avvp.errors import AvvpError
 from avvp.io import save_figure
 from avvp.reporting import EVENT_TYPES, LEVEL_NAMES
@@ -139,15 +139,13 @@ def draw(rows: list[tuple[str, list[Path]]], out: Path, title: str) -> None:
     save_figure(fig, out)
 
 
-def table_curves(spec: dict, results: Path, seeds: list[int], out: Path, table: str,
-                 variants_files=None) -> None:
-    """The curves figure of one table of the tables sheet: each distinct set of runs once, in the table's order
-    (a `runs_of` row, another row's runs under another gating, has the curves of that row)."""
-    from avvp import variants
-
+def table_curves(spec: dict, rows_: dict, results: Path, seeds: list[int], out: Path, table: str) -> None:
+    """The curves figure of one table of the tables sheet (`rows_`: its rows resolved, by name): each distinct set
+    of runs once, in the table's order (a `runs_of` row, another row's runs under another gating, has the curves
+    of that row)."""
     rows, seen = [], set()
     for r in spec["rows"]:
-        runs = [variants.run_dir(r["variant"], s, results, variants_files) for s in seeds]
+        runs = [variants.run_dir(rows_[r["variant"]], s, results) for s in seeds]
         if tuple(runs) in seen:
             continue
         seen.add(tuple(runs))

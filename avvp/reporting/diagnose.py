@@ -14,8 +14,10 @@ seeds, it writes to --out:
   paired with every predicted visual class, counted into a 25 x 25 matrix, normalised to sum 1, against the
   ground truth's; the summary number is the total variation distance 0.5 * sum |P - Q| (0 = the truth's
   co-occurrences, 1 = disjoint; 1 also when the row predicts no audio-visual pair at all).
-- refinement.csv / refinement.png: MA's label refinement, precision and recall of its removals against the
-  synthetic truth (training videos) and against the dense annotations of val and test (label_quality.py).
+- refinement.csv / refinement.png: the label quality of the rows' label stages (each a per-seed stage that
+  declares a file of it, avvp/stages.py SeedFile.quality: MA's refinement): precision and recall of its removals
+  against the synthetic truth (training videos) and against the dense annotations of val and test
+  (avvp/evaluation/label_quality.py), column `stage` naming the stage.
 
 Per-class F of class c: the LLP per-video F_c = 2TP / (2TP + FP + FN) (metrics.segment_counts/event_counts),
 averaged over the videos where c is active (predicted or present) in that modality. For data with a single
@@ -30,16 +32,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from avvp import outputs, paths, sheets
+from avvp import outputs, paths, sheets, variants
 from avvp.constants import CLASSES, NUM_CLASSES
 from avvp.errors import AvvpError
 from avvp.evaluation.metrics import class_f, event_counts, segment_counts
-from avvp.io import write_text
+from avvp.io import read_json, write_text
+from avvp.registry import STAGES
 from avvp.reporting.diagnose_plots import cooccurrence_figure, diff_figure, leak_figure, refinement_figure
+from avvp.stages import DIAGNOSTICS, quality_file, quality_stages
 
 MODALITIES = ("audio", "visual", "audio_visual")
 LEVEL_COUNTS = {"segment": segment_counts, "event": event_counts}
-REFINEMENT_COLUMNS = ["seed", "scored_on", "modality", "class", "removals", "correct_removals", "should_remove",
+REFINEMENT_COLUMNS = ["stage", "seed", "scored_on", "modality", "class", "removals", "correct_removals", "should_remove",
                       "precision", "recall"]
 
 
@@ -94,9 +98,14 @@ def tv_distance(pred: np.ndarray, truth: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------------------------- one row
 
-def test_predictions(results: Path, variant: str, seed: int) -> dict:
-    """The arrays of one evaluated run's test predictions, as bool (N, 25, 10)."""
-    run = paths.run_dir(variant, seed, results)
+def diagnostic(name: str, out: str | Path) -> Path:
+    """One of `avvp diagnose`'s files in its --out folder, by its DIAGNOSTICS name (avvp/stages.py)."""
+    return Path(out) / DIAGNOSTICS[name]
+
+
+def test_predictions(results: Path, row: variants.Variant, seed: int) -> dict:
+    """The arrays of one evaluated run's test predictions (the row's runs), as bool (N, 25, 10)."""
+    run = variants.run_dir(row, seed, results)
     path = paths.predictions_npz(run, "test")
     arrays = outputs.predictions(run, outputs.BINARY)
     out = {k: a if k == "filenames" else a.astype(bool) for k, a in arrays.items()}
@@ -131,23 +140,23 @@ def weak_labels(packed: Path, filenames: np.ndarray) -> np.ndarray:
     return labels[[index[str(f)] for f in filenames]]
 
 
-def packed_of_runs(results: Path, variant: str, seed: int) -> Path | None:
+def packed_of_runs(results: Path, row: variants.Variant, seed: int) -> Path | None:
     """The packed folder the run trained on (run.json `data`), if it still exists."""
     try:
-        data = outputs.run_info(paths.run_dir(variant, seed, results)).get("data")
+        data = outputs.run_info(variants.run_dir(row, seed, results)).get("data")
     except AvvpError:
         return None
     return Path(data) if data and Path(data, "test", "labels.npy").is_file() else None
 
 
-def diagnose_row(results: Path, variant: str, seeds: list[int], ref: dict | None,
+def diagnose_row(results: Path, row_: variants.Variant, seeds: list[int], ref: dict | None,
                  weak: np.ndarray | None = None) -> tuple[dict, dict]:
     """Every measure of one row, each seed's (F, leak counts, co-occurrence) kept for the seed mean.
 
     weak: the (N, 25) weak test labels for the leak (None: the union of the annotations)."""
     f, leaks, cooc, tv, truth = [], [], [], [], None
     for seed in seeds:
-        run = test_predictions(results, variant, seed)
+        run = test_predictions(results, row_, seed)
         ref = ref or run
         _check_same_videos(run, ref)
         args = (run["audio"], run["visual"], run["gt_audio"], run["gt_visual"])
@@ -171,33 +180,36 @@ def diagnose_row(results: Path, variant: str, seeds: list[int], ref: dict | None
 
 # --------------------------------------------------------------------------------------------- refinement
 
-def _refinement_rows(seed: int, scored_on: str, scores: dict) -> list[dict]:
+def _refinement_rows(stage: str, seed: int, scored_on: str, scores: dict) -> list[dict]:
     rows = []
     for m in ("audio", "visual"):
         s = scores.get(m)  # absent when the split was skipped (the summary says why)
         if s is None:
             continue
-        rows.append({"seed": seed, "scored_on": scored_on, "modality": m, "class": "all",
-                     **{k: s[k] for k in REFINEMENT_COLUMNS[4:]}})
+        rows.append({"stage": stage, "seed": seed, "scored_on": scored_on, "modality": m, "class": "all",
+                     **{k: s[k] for k in REFINEMENT_COLUMNS[5:]}})
         for c, pc in s.get("per_class", {}).items():
-            rows.append({"seed": seed, "scored_on": scored_on, "modality": m, "class": c,
-                         **{k: pc[k] for k in REFINEMENT_COLUMNS[4:]}})
+            rows.append({"stage": stage, "seed": seed, "scored_on": scored_on, "modality": m, "class": c,
+                         **{k: pc[k] for k in REFINEMENT_COLUMNS[5:]}})
     return rows
 
 
-def gather_refinement(results: Path, seeds: list[int]) -> pd.DataFrame:
-    """One row per (seed, scored_on, modality, class|'all') from results/refine/seed<S>/summary.json.
+def gather_refinement(results: Path, seeds: list[int], stages: list[str]) -> pd.DataFrame:
+    """One row per (stage, seed, scored_on, modality, class|'all') from each stage's quality file of each seed.
 
     scored_on: 'synthetic_train' (against_truth, synthetic data only), 'val', 'test' (against_annotations,
-    written by avvp/evaluation/label_quality.py inside `avvp refine`).
+    avvp/evaluation/label_quality.py's scores written by the stage).
     """
     rows = []
-    for seed in seeds:
-        info = outputs.refine_summary(seed, results)
-        if "against_truth" in info:
-            rows += _refinement_rows(seed, "synthetic_train", info["against_truth"])
-        for split, scores in info.get("against_annotations", {}).items():
-            rows += _refinement_rows(seed, split, scores)
+    for stage in stages:
+        for seed in seeds:
+            path = quality_file(stage, seed, results)
+            info = read_json(path, "label quality", f"make it with: avvp {STAGES.get(stage).command} (snakemake "
+                                                    f"makes it for the rows on its labels)")
+            if "against_truth" in info:
+                rows += _refinement_rows(stage, seed, "synthetic_train", info["against_truth"])
+            for split, scores in info.get("against_annotations", {}).items():
+                rows += _refinement_rows(stage, seed, split, scores)
     return pd.DataFrame(rows, columns=REFINEMENT_COLUMNS)
 
 
@@ -245,19 +257,21 @@ def write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 # --------------------------------------------------------------------------------------------- command
 
-def diagnose(results: Path, table_rows: list[dict], seeds: list[int], out: Path, refinement: bool = True,
-             packed: Path | None = None) -> dict:
+def diagnose(results: Path, table_rows: list[dict], resolved: dict, seeds: list[int], out: Path,
+             label_quality: bool = True, packed: Path | None = None) -> dict:
     """Every CSV and PNG of --out; returns the co-occurrence distances and overall leaks (printed).
 
-    packed: the packed dataset whose test weak labels define the leak; None: the first run's run.json `data`,
-    else the union of the annotations."""
-    first = test_predictions(results, table_rows[0]["variant"], seeds[0])
-    packed = packed or packed_of_runs(results, table_rows[0]["variant"], seeds[0])
+    resolved: the table's rows by name (variants.resolve); packed: the packed dataset whose test weak labels
+    define the leak; None: the first run's run.json `data`, else the union of the annotations."""
+    head = resolved[table_rows[0]["variant"]]
+    first = test_predictions(results, head, seeds[0])
+    packed = packed or packed_of_runs(results, head, seeds[0])
     weak = None if packed is None else weak_labels(packed, first["filenames"])
     rows, ref = {}, first
     for r in table_rows:
-        rows[r["variant"]], ref = diagnose_row(results, r["variant"], seeds, ref, weak)
-    refinement = gather_refinement(results, seeds) if refinement else None
+        rows[r["variant"]], ref = diagnose_row(results, resolved[r["variant"]], seeds, ref, weak)
+    stages = quality_stages(list(resolved.values())) if label_quality else []
+    refinement = gather_refinement(results, seeds, stages) if label_quality else None
     truth = normalised(cooccurrence(ref["gt_audio"], ref["gt_visual"]))
     per_class = per_class_frame(rows)
     leaks = leak_frame(rows)
@@ -265,17 +279,17 @@ def diagnose(results: Path, table_rows: list[dict], seeds: list[int], out: Path,
     summary, matrices = cooccurrence_frames(rows, truth)
     for name, frame in (("per_class_f", per_class), ("leak", leaks), ("cooccurrence", summary),
                         ("cooccurrence_matrices", matrices)):
-        write_csv(paths.diagnostic(name, out), frame)
+        write_csv(diagnostic(name, out), frame)
     labels = {r["variant"]: r.get("label", r["variant"]) for r in table_rows}
     bases = {r["variant"]: r.get("base") for r in table_rows if r.get("base") in rows}
-    diff_figure(per_class, bases, labels, paths.diagnostic("per_class_diff", out))
-    leak_figure(leaks, labels, paths.diagnostic("leak_figure", out))
+    diff_figure(per_class, bases, labels, diagnostic("per_class_diff", out))
+    leak_figure(leaks, labels, diagnostic("leak_figure", out))
     cooccurrence_figure(truth, {labels[n]: r["cooc"] for n, r in rows.items()},
                         {labels[n]: float(r["tv"].mean()) for n, r in rows.items()},
-                        paths.diagnostic("cooccurrence_figure", out))
+                        diagnostic("cooccurrence_figure", out))
     if refinement is not None:
-        write_csv(paths.diagnostic("refinement", out), refinement)
-        refinement_figure(refinement, paths.diagnostic("refinement_figure", out))
+        write_csv(diagnostic("label_quality", out), refinement)
+        refinement_figure(refinement, diagnostic("label_quality_figure", out))
     overall = leaks[leaks["class"] == "all"]
     return {"weak_labels": leaks["weak_labels"].iloc[0],
             "tv_distance": dict(zip(summary["variant"], summary["tv_distance"].round(4))),
@@ -283,7 +297,7 @@ def diagnose(results: Path, table_rows: list[dict], seeds: list[int], out: Path,
                      overall[["variant", "modality", "kind", "share"]].itertuples(index=False)}}
 
 
-def run(args) -> None:
+def main(args) -> None:
     spec = sheets.table(args.table, args.tables, args.variants_file)
     rows = spec["rows"]
     if args.methods:
@@ -292,7 +306,8 @@ def run(args) -> None:
             raise AvvpError(f"--methods: {', '.join(unknown)} not a row of {args.table} in {args.tables}")
         rows = [r for r in rows if r["variant"] in args.methods]
     results = Path(args.results)
-    found = diagnose(results, rows, args.seeds, Path(args.out), not args.no_refine,
+    resolved = variants.resolve([r["variant"] for r in rows], args.variants_file)
+    found = diagnose(results, rows, resolved, args.seeds, Path(args.out), not args.no_label_quality,
                      Path(args.data) if args.data else None)
     print(f"leak: weak labels from {found['weak_labels']}")
     for name, tv in found["tv_distance"].items():

@@ -99,10 +99,11 @@ def cooccurrence_figure(truth: np.ndarray, predicted: dict, tv: dict, out: Path,
 
 
 def refinement_figure(refinement: pd.DataFrame, out: Path) -> None:
-    """Precision and recall of MA's removals, mean over seeds, per modality and what they are scored on."""
+    """Precision and recall of a label stage's removals (MA's refinement), mean over seeds, per modality and what
+    they are scored on."""
     overall = refinement[refinement["class"] == "all"]
     if overall.empty:
-        return _no_data(out, "no refinement summary holds scores (re-run avvp refine)")
+        return _no_data(out, "no label stage of these rows keeps its label quality (none, or not yet scored)")
     order = [s for s in ("synthetic_train", "val", "test") if s in set(overall["scored_on"])]
     fig, axes = plt.subplots(1, 2, figsize=(9, 4), sharey=True)
     for ax, m in zip(axes, ("audio", "visual")):
@@ -119,6 +120,7 @@ def refinement_figure(refinement: pd.DataFrame, out: Path) -> None:
         ax.set_ylim(0, 1)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("MA's label refinement: its removals against the truth (mean over seeds)", fontsize=10)
+    stages = ", ".join(dict.fromkeys(overall["stage"]))
+    fig.suptitle(f"Label quality of `{stages}`: its removals against the truth (mean over seeds)", fontsize=10)
     fig.tight_layout()
     save(fig, out)

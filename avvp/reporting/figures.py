@@ -26,7 +26,7 @@ from avvp import variants as variants_mod
 from avvp.constants import CLASSES, NUM_SEGMENTS
 from avvp.errors import AvvpError
 from avvp.io import save_figure
-from avvp.registry import Registry
+from avvp.registry import FIGURES
 from avvp.reporting import column_label
 
 SOURCE_COLOURS = {"ground truth": "#333333"}
@@ -42,14 +42,17 @@ def _pyplot():
     return plt
 
 
-def aligned(results: Path, methods: list[str], seed: int, keys=outputs.BINARY) -> list[dict]:
-    """Both methods' predictions, reordered to the first method's video order."""
-    preds = [outputs.predictions(paths.run_dir(m, seed, results), keys) for m in methods]
+def aligned(results: Path, methods: list[str], seed: int, keys=outputs.BINARY, variants_files=None) -> list[dict]:
+    """Both methods' predictions (each row's runs: another row's for a `runs_of` row), reordered to the first
+    method's video order."""
+    rows = variants_mod.resolve(methods, variants_files)
+    runs = [variants_mod.run_dir(rows[m], seed, results) for m in methods]
+    preds = [outputs.predictions(run, keys) for run in runs]
     ref = [str(f) for f in preds[0]["filenames"]]
-    for method, p in zip(methods[1:], preds[1:]):
+    for run, p in zip(runs[1:], preds[1:]):
         names = [str(f) for f in p["filenames"]]
         if set(names) != set(ref):
-            where = paths.predictions_npz(paths.run_dir(method, seed, results), "test")
+            where = paths.predictions_npz(run, "test")
             raise AvvpError(f"{where}: its videos differ from "
                             f"those of '{methods[0]}' (evaluated on different data?)")
         index = {n: i for i, n in enumerate(names)}
@@ -123,10 +126,11 @@ def _timeline_panel(ax, sources: list[tuple[str, np.ndarray, str]], title: str, 
     ax.set_title(title + more, fontsize=9)
 
 
-def timeline(results: Path, methods: list[str], seed: int, out: Path, count: int = 3, limit: int = 6) -> list[str]:
+def timeline(results: Path, methods: list[str], seed: int, out: Path, count: int = 3, limit: int = 6,
+             variants_files=None) -> list[str]:
     """Figure 2: `count` test videos (see pick_videos), audio and visual panels, returns their filenames."""
     plt = _pyplot()
-    preds = aligned(results, methods, seed)
+    preds = aligned(results, methods, seed, variants_files=variants_files)
     videos = pick_videos(preds, count=count, seed=seed)
     panels, heights = [], []
     for i in videos:
@@ -172,12 +176,12 @@ def embed(features: np.ndarray, seed: int) -> np.ndarray:
         features.astype(np.float64))
 
 
-def tsne(results: Path, methods: list[str], seed: int, out: Path, top: int = 8) -> None:
+def tsne(results: Path, methods: list[str], seed: int, out: Path, top: int = 8, variants_files=None) -> None:
     """Figures 3-4: where each method's pooled features put the videos, one colour per frequent label
     combination (the `top` most common; the rest grey)."""
     plt = _pyplot()
     keys = ("filenames", "pooled_audio", "pooled_visual", "gt_audio", "gt_visual")
-    preds = aligned(results, methods, seed, keys)
+    preds = aligned(results, methods, seed, keys, variants_files)
     combos = label_combinations(preds[0]["gt_audio"], preds[0]["gt_visual"])
     common = [c for c, _ in Counter(combos).most_common(top)]
     # tab10 without its grey (index 7), which would read as "other".
@@ -205,10 +209,10 @@ def tsne(results: Path, methods: list[str], seed: int, out: Path, top: int = 8) 
 
 # --------------------------------------------------------------------------------------------- spread
 
-def _seeds_found(results: Path, variant: str) -> list[int]:
-    root = paths.row_runs(variant, results)
-    return sorted(int(p.parent.parent.name[4:]) for p in root.glob("seed*/test/metrics.json")
-                  if p.parent.parent.name[4:].isdigit())
+def _seeds_found(results: Path, row: variants_mod.Variant) -> list[int]:
+    root = variants_mod.run_dir(row, 0, results).parent
+    seeds = [paths.seed_of(p.parent.parent) for p in root.glob("seed*/test/metrics.json")]
+    return sorted(s for s in seeds if s is not None)
 
 
 def spread(results: Path, tables_files, seeds: list[int] | None, out: Path, table: str = "table2",
@@ -221,15 +225,16 @@ def spread(results: Path, tables_files, seeds: list[int] | None, out: Path, tabl
     rows = [r for r in spec["rows"] if not methods or r["variant"] in methods]
     if not rows:
         raise AvvpError(f"--methods: none of {methods} is a row of {table}")
+    resolved = variants_mod.resolve([r["variant"] for r in rows], variants_files)
     columns = spec["columns"]
     data = []
     for r in rows:
-        row_seeds = seeds or _seeds_found(results, r["variant"])
+        row = resolved[r["variant"]]
+        row_seeds = seeds or _seeds_found(results, row)
         if not row_seeds:
-            raise AvvpError(f"{paths.row_runs(r['variant'], results)}: no evaluated run "
+            raise AvvpError(f"{variants_mod.run_dir(row, 0, results).parent}: no evaluated run "
                             "(make them with: avvp evaluate --run RUN --split test)")
-        data.append(np.stack([outputs.numbers(paths.run_dir(r["variant"], s, results), columns)
-                              for s in row_seeds]))
+        data.append(np.stack([outputs.numbers(variants_mod.run_dir(row, s, results), columns) for s in row_seeds]))
     ncols = 5
     nrows = int(np.ceil(len(columns) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.8 * nrows), squeeze=False, sharex=True)
@@ -273,11 +278,13 @@ def _first_seed(args) -> int:
 
 
 def _timeline(args, methods: list[str], out: Path) -> None:
-    timeline(Path(args.results), _two_methods(methods, "timeline", args.variants_file), _first_seed(args), out)
+    timeline(Path(args.results), _two_methods(methods, "timeline", args.variants_file), _first_seed(args), out,
+             variants_files=args.variants_file)
 
 
 def _tsne(args, methods: list[str], out: Path) -> None:
-    tsne(Path(args.results), _two_methods(methods, "tsne", args.variants_file), _first_seed(args), out)
+    tsne(Path(args.results), _two_methods(methods, "tsne", args.variants_file), _first_seed(args), out,
+         variants_files=args.variants_file)
 
 
 def _spread(args, methods: list[str], out: Path) -> None:
@@ -285,7 +292,6 @@ def _spread(args, methods: list[str], out: Path) -> None:
            args.variants_file)
 
 
-FIGURES = Registry("figure")
 # The paper's Fig. 2 compares ours with MA; Figs. 3-4 use MA* vs ours. Both figures here show MA and MA* + Ours
 # on the first seed; the spread figure shows every Table 2 row over all seeds.
 FIGURES.register("timeline", Figure(_timeline, methods=("MA", "MA* + Ours")))
@@ -293,7 +299,7 @@ FIGURES.register("tsne", Figure(_tsne, methods=("MA", "MA* + Ours")))
 FIGURES.register("spread", Figure(_spread, table="table2", every_seed=True, reads="metrics"))
 
 
-def run(args) -> None:
+def main(args) -> None:
     out = Path(args.out)
     if out.suffix != ".png":
         raise AvvpError(f"{out}: --out must end in .png")

@@ -77,7 +77,7 @@ def count(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict:
             "true_params": sum(p.numel() for p in model.parameters())}
 
 
-def run(args) -> None:
+def main(args) -> None:
     if args.batch < 1:
         raise AvvpError(f"--batch must be at least 1, got {args.batch}")
     row = variants.get(args.variant, args.variants_file)

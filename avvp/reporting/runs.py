@@ -2,7 +2,7 @@
 
 The tables show means; this file holds every number they are made of, with the run's settings (run.json), its
 selected epoch and time (done.json) and its environment, so `pandas.read_csv("results/runs.csv")` answers
-what the tables do not. Columns: README "results/runs.csv". A `.parquet` copy is written beside it when pyarrow
+what the tables do not. Columns: docs/outputs.md#resultsrunscsv. A `.parquet` copy is written beside it when pyarrow
 is installed. A run appears once it is trained (done.json); each split once it is evaluated
 (metrics_by_gating.json); a run without either is skipped, never half-written.
 """
@@ -30,8 +30,8 @@ ENVIRONMENT = ("python", "torch", "cuda", "cudnn", "device_name", "cpu_capabilit
 def run_folders(results: str | Path) -> list[Path]:
     """Every trained run folder (done.json present), by row then seed number."""
     found = Path(results).glob("runs/*/seed*/done.json")
-    folders = [f.parent for f in found if f.parent.name[4:].isdigit()]
-    return sorted(folders, key=lambda p: (p.parent.name, int(p.name[4:])))
+    folders = [f.parent for f in found if paths.seed_of(f.parent) is not None]
+    return sorted(folders, key=lambda p: (p.parent.name, paths.seed_of(p)))
 
 
 def read_log(run: str | Path) -> pd.DataFrame:
@@ -68,7 +68,7 @@ def settings(info: dict, done: dict) -> dict:
 def run_lines(run: Path) -> list[dict]:
     """One line per (split, gating) of one run: each split that is evaluated, each gating it was scored under."""
     info, done = outputs.run_info(run), outputs.done(run)
-    common = {"row": info.get("variant"), "slug": run.parent.name, "seed": int(run.name[4:])}
+    common = {"row": info.get("variant"), "slug": run.parent.name, "seed": paths.seed_of(run)}
     own = info.get("gating")
     rest = settings(info, done or {})
     lines = []
@@ -108,7 +108,7 @@ def parquet_bytes(table: pd.DataFrame) -> bytes | None:
     return buf.getvalue()
 
 
-def run(args) -> None:
+def main(args) -> None:
     out = Path(args.out)
     if out.suffix != ".csv":
         raise AvvpError(f"{out}: --out must end in .csv (a .parquet is written beside it when pyarrow is installed)")

@@ -46,13 +46,14 @@ PUBLISHED_COSTS = {"gflops_paper": "gflops", "params_m_paper": "params"}
 
 # --------------------------------------------------------------------------------------------- inputs
 
-def load_video_scores(results: Path, variant: str, seeds: list[int], gating: str,
-                      columns: list[str], variants_file=None) -> video_stats.VideoScores:
-    """Per-video test scores (seeds, videos, columns) in [0, 1] of a row under `gating`, from each run's
+def load_video_scores(results: Path, row: variants_mod.Variant, seeds: list[int], gating: str,
+                      columns: list[str]) -> video_stats.VideoScores:
+    """Per-video test scores (seeds, videos, columns) in [0, 1] of a row under `gating`, from each of its runs'
     per_video.npz; videos in filename order, the same videos for every seed."""
+    variant = row.name
     per_seed, files = [], None
     for seed in seeds:
-        run = variants_mod.run_dir(variant, seed, results, variants_file)
+        run = variants_mod.run_dir(row, seed, results)
         names, scores = outputs.per_video(run, gating, columns)
         order = np.argsort(names)
         if files is not None and not np.array_equal(names[order], files):
@@ -68,7 +69,7 @@ def load_profile(results: Path, variant: str) -> dict:
     out = {}
     for key, _, field_name, scale in COST_COLUMNS:
         if field_name not in prof:
-            raise AvvpError(f"{paths.profile_json(variant, results)}: no '{field_name}'")
+            raise AvvpError(f"{paths.profile_file(paths.slug(variant), results)}: no '{field_name}'")
         out[key] = float(prof[field_name]) / scale
     return out
 
@@ -128,33 +129,32 @@ class Row:
 
 
 class RunScores:
-    """Cached reads of the runs: seed numbers and per-video scores of a row under a gating."""
+    """Cached reads of the runs: seed numbers and per-video scores of a row under a gating. `rows`: the table's
+    rows and bases, resolved (name -> Variant)."""
 
-    def __init__(self, results: Path, seeds: list[int], columns: list[str], variants_file: str | None):
-        self.results, self.seeds, self.columns, self.variants_file = results, seeds, columns, variants_file
+    def __init__(self, results: Path, seeds: list[int], columns: list[str], rows: dict):
+        self.results, self.seeds, self.columns, self.rows = results, seeds, columns, rows
         self._values: dict = {}
         self._videos: dict = {}
 
     def gating(self, variant: str) -> str:
-        return variants_mod.get(variant, self.variants_file).gating
+        return self.rows[variant].gating
 
     def values(self, variant: str, gating: str) -> np.ndarray:
-        """(seeds, columns): metrics.json under the row's own gating, else metrics_by_gating.json."""
+        """(seeds, columns): metrics.json under the gating of the row that trained the runs, else
+        metrics_by_gating.json."""
         key = (variant, gating)
         if key not in self._values:
-            # metrics.json holds the gating of the row that trained the runs (another row's, for `runs_of`).
-            trained = variants_mod.get(variants_mod.get(variant, self.variants_file).slug, self.variants_file)
-            other = None if gating == trained.gating else gating
-            self._values[key] = np.stack([outputs.numbers(variants_mod.run_dir(variant, s, self.results,
-                                                                               self.variants_file),
-                                                          self.columns, gating=other) for s in self.seeds])
+            row = self.rows[variant]
+            other = None if gating == row.runs_gating else gating    # metrics.json holds the runs' own gating
+            self._values[key] = np.stack([outputs.numbers(variants_mod.run_dir(row, s, self.results), self.columns,
+                                                          gating=other) for s in self.seeds])
         return self._values[key]
 
     def videos(self, variant: str, gating: str) -> video_stats.VideoScores:
         key = (variant, gating)
         if key not in self._videos:
-            self._videos[key] = load_video_scores(self.results, variant, self.seeds, gating, self.columns,
-                                                  self.variants_file)
+            self._videos[key] = load_video_scores(self.results, self.rows[variant], self.seeds, gating, self.columns)
         return self._videos[key]
 
 
@@ -178,11 +178,11 @@ def compare_row(row: Row, runs: RunScores, n_resamples: int) -> None:
     row.p_boot = [float(x) for x in compared.p]
 
 
-def collect(spec: dict, results: Path, seeds: list[int], with_costs: bool, variants_file: str | None = None,
+def collect(spec: dict, resolved: dict, results: Path, seeds: list[int], with_costs: bool,
             n_resamples: int = video_stats.N_RESAMPLES) -> list[Row]:
     """Every row's per-seed numbers under its own gating, its interval over videos, paired tests against its
-    base under the row's gating, and (table 4) its costs."""
-    runs = RunScores(results, seeds, spec["columns"], variants_file)
+    base under the row's gating, and (table 4) its costs. `resolved`: the table's rows and bases by name."""
+    runs = RunScores(results, seeds, spec["columns"], resolved)
     rows = []
     for r in spec["rows"]:
         gating = runs.gating(r["variant"])
@@ -199,13 +199,13 @@ def collect(spec: dict, results: Path, seeds: list[int], with_costs: bool, varia
 
 # --------------------------------------------------------------------------------------------- header
 
-def load_runs_info(results: Path, variants: list[str], seeds: list[int], variants_file=None) -> dict:
-    """run.json of every run (where present): variant -> list of dicts."""
+def load_runs_info(results: Path, resolved: dict, seeds: list[int]) -> dict:
+    """run.json of every run of these rows (where present): variant -> list of dicts."""
     info = {}
-    for v in variants:
+    for v, row in resolved.items():
         info[v] = []
         for s in seeds:
-            run = variants_mod.run_dir(v, s, results, variants_file)
+            run = variants_mod.run_dir(row, s, results)
             if paths.run_json(run).exists():
                 info[v].append(outputs.run_info(run))
     return info
@@ -238,13 +238,13 @@ def _describe_values(by_variant: dict[str, set]) -> str:
                      for v, s in by_variant.items())
 
 
-def stacking_line(spec: dict, variants_file: str | None, runs: dict | None = None) -> str:
+def stacking_line(spec: dict, resolved: dict, runs: dict | None = None) -> str:
     """Which HAN stacking the multi-layer rows use (the released code re-reads the inputs:
     docs/protocol.md#han-stacking). The runs' own run.json `spec` wins over config/variants.yaml: it is what was
     trained."""
     parts = []
     for r in spec["rows"]:
-        model = variants_mod.get(r["variant"], variants_file).model
+        model = resolved[r["variant"]].model
         trained = [x.get("spec") for x in (runs or {}).get(r["variant"], []) if isinstance(x.get("spec"), dict)]
         layers = {int(t.get("layers", 1)) for t in trained} or {int(model.get("layers", 1))}
         if model.get("backbone") != "han" or max(layers) < 2:
@@ -343,7 +343,7 @@ def environment_lines(spec: dict, runs: dict) -> list[str]:
 
 
 def header(table: str, spec: dict, config: dict, seeds: list[int], data: str | None, runs: dict,
-           variants_file: str | None) -> list[str]:
+           resolved: dict) -> list[str]:
     manifest_path, manifest = find_manifest(data, runs, config)
     ds = config.get("dataset") or {}
     synthetic = bool((manifest or {}).get("synthetic")) or (manifest or {}).get("annotation_version") == "synthetic" \
@@ -368,7 +368,7 @@ def header(table: str, spec: dict, config: dict, seeds: list[int], data: str | N
     scales = {v: {(r.get("recipe") or {}).get("lr_scale", 1.0) for r in rs} for v, rs in runs.items()}
     if any(scale != {1.0} for scale in scales.values()):
         lines.append(f"- Learning-rate scale on the recipe (1 = the paper's): {_describe_values(scales)}")
-    lines.append(f"- HAN stacking of the layer rows: {stacking_line(spec, variants_file, runs)}")
+    lines.append(f"- HAN stacking of the layer rows: {stacking_line(spec, resolved, runs)}")
     commits = sorted({r.get("git_commit") for rs in runs.values() for r in rs} - {None})
     runs_commit = f"; runs trained at {', '.join(commits)}" if commits else ""
     lines.append(f"- Code: git commit {git_commit()}{runs_commit}")
@@ -485,30 +485,30 @@ def _labels(rows: list[Row]) -> dict[str, str]:
     return label
 
 
-def comparison_lines(rows: list[Row], variants_file: str | None) -> list[str]:
+def comparison_lines(rows: list[Row], resolved: dict) -> list[str]:
     """One legend line per comparison: the gating both sides are tested under, and what differs."""
     label = _labels(rows)
     lines = []
     for r in rows:
         if r.base is None:
             continue
-        differ, same = differences(variants_mod.get(r.variant, variants_file), variants_mod.get(r.base, variants_file))
-        lines.append(f"- {r.label} vs {label.get(r.base, r.base)}, both under {GATINGS.meta(r.gating)['description']}: "
+        differ, same = differences(resolved[r.variant], resolved[r.base])
+        lines.append(f"- {r.label} vs {label.get(r.base, r.base)}, both under {GATINGS.get(r.gating).description}: "
                      f"differ in {', '.join(differ) or 'nothing'}; same {', '.join(same) or 'nothing'}.")
     return lines
 
 
-def rows_line(rows: list[Row], variants_file: str | None) -> str:
+def rows_line(rows: list[Row], resolved: dict) -> str:
     """The header's list of each row's (and base's) labels, recipe and gating."""
     names = dict.fromkeys([r.variant for r in rows] + [r.base for r in rows if r.base])
     parts = []
     for name in names:
-        v = variants_mod.get(name, variants_file)
+        v = resolved[name]
         parts.append(f"{name}: {v.labels} / {v.recipe_name} / {v.gating}")
     return f"- Rows (labels / recipe / gating): {'; '.join(parts)}"
 
 
-def legend(spec: dict, rows: list[Row], seeds: list[int], with_costs: bool, variants_file: str | None = None,
+def legend(spec: dict, rows: list[Row], seeds: list[int], with_costs: bool, resolved: dict,
            n_resamples: int = video_stats.N_RESAMPLES) -> list[str]:
     label = _labels(rows)
     pairs = ", ".join(f"{r.label} vs {label.get(r.base, r.base)}" for r in rows if r.base)
@@ -526,7 +526,7 @@ def legend(spec: dict, rows: list[Row], seeds: list[int], with_costs: bool, vari
     ]
     if pairs:
         lines += ["", "Both tests compare row and base under ONE gating, the row's own:"]
-        lines += comparison_lines(rows, variants_file) + [""]
+        lines += comparison_lines(rows, resolved) + [""]
     sourced = [f"{r.label}: {r.published_source}" for r in rows if r.published is not None and r.published_source]
     if sourced:
         lines.append(f"Published numbers by row (where not {spec['source']}): {'; '.join(sourced)}.")
@@ -545,18 +545,20 @@ def assemble(table: str, results: str | Path, config_path: str | Path, tables_pa
     results = Path(results)
     config = sheets.read_yaml(config_path, "config")
     spec = sheets.table(table, tables_path, variants_file)
+    resolved = variants_mod.resolve([r["variant"] for r in spec["rows"]]
+                                    + [r["base"] for r in spec["rows"] if r.get("base")], variants_file)
     seeds = list(seeds if seeds else config.get("seeds") or [])
     if not seeds:
         raise AvvpError(f"{config_path}: no seeds (set `seeds:` or pass --seeds)")
     with_costs = bool(spec.get("extra"))
-    rows = collect(spec, results, seeds, with_costs, variants_file)
-    names = list(dict.fromkeys([r.variant for r in rows] + [r.base for r in rows if r.base]))
-    runs = load_runs_info(results, names, seeds, variants_file)
-    head = header(table, spec, config, seeds, data, runs, variants_file)
-    head.insert(len(head) - 1, rows_line(rows, variants_file))    # before the header's closing blank line
+    rows = collect(spec, resolved, results, seeds, with_costs)
+    runs = load_runs_info(results, resolved, seeds)
+    head = header(table, spec, config, seeds, data, runs, resolved)
+    head.insert(len(head) - 1, rows_line(rows, resolved))    # before the header's closing blank line
     return {"head": head, "frame": markdown_frame(rows, spec["columns"], with_costs),
-            "legend": legend(spec, rows, seeds, with_costs, variants_file),
-            "csv": csv_frame(table, rows, spec["columns"], seeds, with_costs), "spec": spec, "seeds": seeds}
+            "legend": legend(spec, rows, seeds, with_costs, resolved),
+            "csv": csv_frame(table, rows, spec["columns"], seeds, with_costs), "spec": spec, "seeds": seeds,
+            "rows": resolved}
 
 
 def build(table: str, results: str | Path, config_path: str | Path, tables_path: str | Path,
@@ -572,7 +574,7 @@ def markdown_text(parts: dict) -> str:
     return "\n".join(parts["head"] + [table] + parts["legend"]) + "\n"
 
 
-def run(args) -> None:
+def main(args) -> None:
     out = Path(args.out)
     if out.suffix != ".md":
         raise AvvpError(f"{out}: --out must end in .md (the .csv is written beside it)")
@@ -583,8 +585,8 @@ def run(args) -> None:
     if args.curves:   # before the files that show it
         from avvp.reporting import curves
 
-        curves.table_curves(parts["spec"], Path(args.results), parts["seeds"], Path(args.curves), args.table,
-                            args.variants_file)
+        curves.table_curves(parts["spec"], parts["rows"], Path(args.results), parts["seeds"], Path(args.curves),
+                            args.table)
     # CSV first: the .md is the workflow's target, so it appears only once all are complete.
     write_text(out.with_suffix(".csv"), parts["csv"].to_csv(index=False))
     if args.html:

@@ -1,7 +1,7 @@
 """What a run records beside its numbers: the environment it ran in, and (optionally) TensorBoard scalars.
 
 `environment(device)` goes into run.json (`environment`): the versions and hardware behind every number, so a
-table can say when two rows it compares were trained on different PyTorch builds or machines (README "Outputs").
+table can say when two rows it compares were trained on different PyTorch builds or machines (docs/outputs.md).
 
 `tensorboard(root, slug, seed)` is the `--tensorboard DIR` switch of `avvp train`: each finished epoch's log row
 (losses, learning rate, validation numbers, seconds) as TensorBoard scalars under DIR/<slug>/seed<S>, step =
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
+from avvp import paths
 from avvp.errors import AvvpError
-
 
 # ------------------------------------------------------------------------------------------ environment
 
@@ -67,7 +67,7 @@ def environment(device: str) -> dict:
 
 def tensorboard_dir(root: str | Path, slug: str, seed: int) -> Path:
     """Where one run's event files go: <root>/<slug>/seed<S> (results/tensorboard/... in the workflow)."""
-    return Path(root) / slug / f"seed{seed}"
+    return Path(root) / slug / paths.seed_name(seed)
 
 
 def tag(key: str) -> str | None:

@@ -1,9 +1,9 @@
 """`avvp train`: one variant, one seed. A short training loop to read top to bottom (nanoGPT style).
 
-The loop, per epoch: shuffle the training videos, build each batch's targets from the row's label source (weak or
-MA's refined labels) and recipe (docs/protocol.md#han-recipe, #ma-step-3, #ours-recipe), add the row's extra losses
-(MA's temporal contrast, CM-S with its cross-video batch augmentation), step, then score the validation split with
-the LLP metrics and keep the selected weights. Every epoch ends with an atomic checkpoint holding everything the
+The loop, per epoch: shuffle the training videos, build each batch's targets from the row's label source and
+recipe (docs/protocol.md#han-recipe; a source may also change them per batch, its `per_batch` rule), add the
+row's extra losses (each may augment the batch first), step, then score the validation split with the LLP
+metrics and keep the selected weights. Every epoch ends with an atomic checkpoint holding everything the
 next epoch needs (weights, optimiser, scheduler, RNG states, the log so far), so a run killed at any moment and
 started again with the same arguments ends with exactly the metrics of an uninterrupted run.
 """
@@ -28,10 +28,11 @@ from avvp.evaluation.evaluate import score_split
 from avvp.io import git_commit, load_torch, read_json, save_torch, sha256_file, unreadable, write_json, write_text
 from avvp.models import build
 from avvp.models.precision import autocast
-from avvp.training import denoise, labels, losses, tracking
+from avvp.registry import EXTRA_LOSSES, LABEL_SOURCES, SELECTION_RULES
+from avvp.training import label_sources, losses, tracking
 from avvp.training.graphs import StepRunner, capturable_adam, deterministic, make_capturable, make_step
+from avvp.training.label_sources import PerBatchRule
 from avvp.training.losses import Batch
-from avvp.training.selection import SELECTION_RULES
 from avvp.variants import Variant
 
 RESUME_REMEDY = "delete it to start the run over"
@@ -44,11 +45,11 @@ class Job:
     spec: dict                 # normalised model spec, dropout included
     recipe: dict
     losses: tuple
-    labels: str                # a label source (avvp.training.labels): weak | refined
-    gating: str                # a gating (avvp.evaluation.gatings): han | ma
+    labels: str                # a label source (LABEL_SOURCES)
+    gating: str                # a gating (GATINGS)
     seed: int
     epochs: int
-    select: str                # a selection rule (avvp.training.selection): val | released | last
+    select: str                # a selection rule (SELECTION_RULES)
     precision: str = "fp32"
     device: str = "cpu"
     # Each step as a CUDA graph (avvp.training.graphs; on CPU the same static-buffer path without capture). A
@@ -103,12 +104,11 @@ def targets(recipe: dict, y, y_a, y_v, epoch: int):
     """BCE targets of a batch: audio, visual (label-smoothed as the recipe says), and the MIL (global) target.
 
     Smoothing follows HAN: visual target 0.9*y_v + 0.05, because visual labels derived from video-level labels
-    are noisier than audio ones. A weak label that MA's refinement removed from the visual labels gets 0 under
-    `removed_visual: zero` (MA's step 3, docs/protocol.md#ma-step-3), or 0.05 like any other negative under
-    `smooth` (the released "+ Ours" code smooths the refined labels as they are, docs/protocol.md#ours-recipe).
-    The MIL target (`mil_target`): `weak` = the video-level labels; `union` = refined audio OR refined visual;
-    `audio` = the refined audio labels, i.e. the weak labels less the classes removed from the audio (MA's
-    step 3, where the audio target and the video-level labels are one array).
+    are noisier than audio ones. A weak label that the label source removed from the visual labels (y_v) gets 0
+    under `removed_visual: zero`, or 0.05 like any other negative under `smooth`. The MIL target (`mil_target`):
+    `weak` = the video-level labels; `union` = the source's audio OR visual labels; `audio` = the source's audio
+    labels, i.e. the weak labels less the classes removed from the audio. Each method's page in docs/methods/
+    says which of these its recipe uses, and why.
     """
     smooth = smoothing_on(recipe, epoch)
     t_v = 0.9 * y_v + 0.05 if smooth else y_v.clone()
@@ -118,30 +118,15 @@ def targets(recipe: dict, y, y_a, y_v, epoch: int):
     return y_a, t_v, t_global
 
 
-def denoise_step(model, job: Job, batch: Batch, epoch: int) -> Batch:
-    """JoMoLD's per-batch joint-modal denoising (docs/protocol.md#jomold): a detection pass without gradient,
-    in training mode (dropout on) with cross attention off, ranks each positive's audio and visual BCE against
-    the batch's targets (float32); the loss-rank rule with the ratios in force removes labels, which the
-    targets then make a hard 0 (`removed_visual: zero`; the audio target is the label itself)."""
-    with torch.no_grad():
-        with autocast(job.precision, job.device):
-            out = model(batch.audio, batch.visual, batch.motion, cross=False)
-        t_a, t_v, _ = targets(job.recipe, batch.y, batch.y_a, batch.y_v, epoch)
-        l_a, l_v = denoise.detection_losses(out["a_prob"], out["v_prob"], t_a, t_v)
-        remove_a, remove_v = denoise.removals(l_a, l_v, batch.y, batch.ratios[0], batch.ratios[1])
-        y_a, y_v = denoise.denoised_targets(batch.y_a, batch.y_v, remove_a, remove_v)
-    return dataclasses.replace(batch, y_a=y_a, y_v=y_v)
-
-
-def batch_loss(model, job: Job, batch: Batch, epoch: int, gen: torch.Generator):
+def batch_loss(model, job: Job, batch: Batch, epoch: int, gen: torch.Generator, rule: PerBatchRule | None = None):
     """The loss of one batch and its terms (detached tensors, summed for the log: no device sync per step).
 
-    A denoising label source's batch (one with ratios) is denoised first. The MMIL BCE covers the batch's real
-    videos (its first n rows); each extra loss in force augments the batch first if it needs to, and adds its
-    term on the model's outputs.
+    The label source's per-batch `rule`, if any, changes the batch's targets first. The MMIL BCE covers the
+    batch's real videos (its first n rows); each extra loss in force augments the batch first if it needs to,
+    and adds its term on the model's outputs.
     """
-    if batch.ratios is not None:
-        batch = denoise_step(model, job, batch, epoch)
+    if rule is not None:
+        batch = rule.apply(model, job, batch, epoch)
     extras = losses.active_extras(job.losses, job.recipe, epoch)
     for _, extra, _ in extras:
         if extra.augment is not None:
@@ -170,30 +155,29 @@ def phase_key(job: Job, epoch: int) -> tuple:
     return smoothing_on(job.recipe, epoch), extras
 
 
-def epoch_ratios(job: Job, ratios, n: int, epoch: int) -> list | None:
-    """The noise ratios in force at each batch of 0-based `epoch` ((2, C) each, where `ratios` are: train_epoch
-    moves the epoch's stack to the device once), warmed up as the recipe says (`warmup`: released | ramp); None
-    without ratios (a source that does not denoise)."""
-    if ratios is None:
+def epoch_schedule(job: Job, rule: PerBatchRule | None, values, n: int, epoch: int):
+    """What the label source's per-batch rule acts with at each batch of 0-based `epoch`, (iterations, ...) as the
+    rule's schedule and its recipe settings say; None without a rule."""
+    if rule is None:
         return None
-    iterations = denoise.iterations_per_epoch(n, job.recipe["batch"])
-    return denoise.warmup_schedule(ratios, epoch, iterations, job.recipe.get("warmup", "released"),
-                                   job.recipe.get("warmup_epochs", 0.9))
+    iterations = -(-n // job.recipe["batch"])      # the last batch may be short
+    return rule.schedule(values, job.recipe[rule.key], iterations, epoch)
 
 
-def counts_steps(job: Job, ratios) -> bool:
-    """Whether the step needs its batch's index within the epoch (Batch.step): to read the ratios in force from
-    the epoch's schedule, or for a term that reads it (CMPAE's JML alternates on its parity)."""
-    return ratios is not None or any(losses.EXTRA_LOSSES.get(name).reads_step for name in job.losses)
+def counts_steps(job: Job, rule: PerBatchRule | None) -> bool:
+    """Whether the step needs its batch's index within the epoch (Batch.step): to read the per-batch rule's row of
+    the epoch's schedule, or for a term that reads it."""
+    return rule is not None or any(EXTRA_LOSSES.get(name).reads_step for name in job.losses)
 
 
-def loss_of_indexed(job: Job, train: dataset.Split, y_a, y_v, epoch: int, gen, schedule=None, step=None):
+def loss_of_indexed(job: Job, train: dataset.Split, y_a, y_v, epoch: int, gen, schedule=None, step=None,
+                    rule: PerBatchRule | None = None):
     """batch_loss of a batch given as its videos' index, gathered from the device-resident split (inside the
     step: a captured graph then has the index as its only per-step input).
 
     `step` (a 0-dim int64 tensor, or None): the step's own count within the epoch, read as Batch.step and then
-    incremented, inside the step; `schedule` (iterations, 2, C): the epoch's noise ratios per batch, the row of
-    this step taken inside the step. Both are tensors of the runner's life, refilled in place each epoch, so a
+    incremented, inside the step; `schedule` (iterations, ...): what the per-batch `rule` acts with at each batch
+    of the epoch, the row of this step taken inside the step (Batch.in_force). Both are tensors of the runner's life, refilled in place each epoch, so a
     graph captured in one epoch replays every later one with that epoch's values.
     """
     sources = (train.audio, train.visual, train.motion, train.labels, y_a, y_v)
@@ -204,9 +188,9 @@ def loss_of_indexed(job: Job, train: dataset.Split, y_a, y_v, epoch: int, gen, s
         if step is not None:
             at = step.clone()     # this step's index, kept apart from the counter incremented below
             # clamped for a capture's warm-up steps (undone afterwards), which may count past the epoch's end
-            ratios = None if schedule is None else schedule.index_select(0, at.clamp(max=len(schedule) - 1).view(1))[0]
-            batch = dataclasses.replace(batch, step=at, ratios=ratios)
-        loss, terms = batch_loss(model, job, batch, epoch, gen)
+            in_force = None if schedule is None else schedule.index_select(0, at.clamp(max=len(schedule) - 1).view(1))[0]
+            batch = dataclasses.replace(batch, step=at, in_force=in_force)
+        loss, terms = batch_loss(model, job, batch, epoch, gen, rule)
         if step is not None:
             with torch.no_grad():
                 step.add_(1)
@@ -218,15 +202,15 @@ def loss_of_indexed(job: Job, train: dataset.Split, y_a, y_v, epoch: int, gen, s
 STEP_COUNT = "_steps"
 
 
-def train_epoch(run: Trainer, job: Job, train: dataset.Split, y_a, y_v, epoch: int, ratios=None) -> dict:
+def train_epoch(run: Trainer, job: Job, train: dataset.Split, y_a, y_v, epoch: int, rule=None, values=None) -> dict:
     """One pass over the shuffled training videos; the epoch's log row (epoch, learning rate, mean losses).
 
     Steps run through `run.runner` (a CUDA graph per phase and batch shape, or graph-shaped, or eager). The data
     stay on their device: the order is copied there once an epoch, each step gathers its batch there and adds its
-    loss terms into the runner's totals there; they are read once, at the end. `ratios` (2, C): a denoising
-    label source's noise ratios; their warm-up per batch is copied to the device once an epoch (run.schedule),
-    and each step takes its own row there by its step count (kept with the totals: zeroed every epoch, undone
-    after a capture's warm-up).
+    loss terms into the runner's totals there; they are read once, at the end. `rule`, `values`: the label
+    source's per-batch rule and what it acts with; the epoch's schedule of them is copied to the device once an
+    epoch (run.schedule), and each step takes its own row there by its step count (kept with the totals: zeroed
+    every epoch, undone after a capture's warm-up).
     """
     run.model.train()
     n = len(train)
@@ -237,18 +221,18 @@ def train_epoch(run: Trainer, job: Job, train: dataset.Split, y_a, y_v, epoch: i
     names = ["bce", *key[1]]
     for name in names:  # made before any capture (a graph adds into fixed addresses), zeroed every epoch
         totals.setdefault(name, torch.zeros((), device=train.audio.device))
-    if counts_steps(job, ratios):
+    if counts_steps(job, rule):
         totals.setdefault(STEP_COUNT, torch.zeros((), dtype=torch.int64, device=train.audio.device))
-    if ratios is not None:
-        in_force = torch.stack(epoch_ratios(job, ratios, n, epoch)).float().to(train.audio.device)
+    if rule is not None:
+        in_force = epoch_schedule(job, rule, values, n, epoch).float().to(train.audio.device)
         if run.schedule is None:   # one tensor for the runner's life: captured graphs read its memory
             run.schedule = torch.empty_like(in_force)
         run.schedule.copy_(in_force)
     for total in totals.values():
         total.zero_()
     step = make_step(run.model, run.optim,
-                     loss_of_indexed(job, train, y_a, y_v, epoch, run.gen, run.schedule if ratios is not None else None,
-                                     totals.get(STEP_COUNT)), totals)
+                     loss_of_indexed(job, train, y_a, y_v, epoch, run.gen, run.schedule if rule is not None else None,
+                                     totals.get(STEP_COUNT), rule), totals)
     steps = 0
     for start in range(0, n, job.recipe["batch"]):
         run.runner(step, (order[start:start + job.recipe["batch"]],), key)
@@ -330,19 +314,22 @@ def resume_or_start(job: Job, out: Path, run: Trainer, quiet: bool) -> TrainStat
     return state
 
 
-def early_epoch(job: Job) -> int | None:
-    """The epoch (1-based) whose weights go to early.pt: the recipe's `early_snapshot` scaled to the run's epochs
-    (8 of CMPAE's 20; round(0.4 x epochs), at least 1, for a shorter run), or None without one."""
-    early = job.recipe.get("early_snapshot")
-    if early is None:
-        return None
-    return early if job.epochs >= job.recipe["epochs"] else max(1, round(early * job.epochs / job.recipe["epochs"]))
+def snapshot_epochs(job: Job) -> dict[int, str]:
+    """Epoch (1-based) -> the name of the snapshot of its weights the recipe keeps (`snapshots: {name: epoch}`,
+    each RUN/<name>.pt: what a later pass may need besides the selected weights), each epoch scaled to the run's
+    epochs when it is shorter than the recipe's (round(epoch x epochs / the recipe's), at least 1)."""
+    out = {}
+    for name, epoch in job.recipe.get("snapshots", {}).items():
+        scaled = epoch if job.epochs >= job.recipe["epochs"] else max(1, round(epoch * job.epochs / job.recipe["epochs"]))
+        out[scaled] = name
+    return out
 
 
 def checkpoint(out: Path, job: Job, run: Trainer, state: TrainState, improved: bool) -> None:
-    """early.pt and best.pt first, then last.pt: a kill between them redoes this epoch identically on resume."""
-    if state.epoch == early_epoch(job):
-        save_torch(paths.early_pt(out), run.model.state_dict())
+    """Snapshots and best.pt first, then last.pt: a kill between them redoes this epoch identically on resume."""
+    snapshot = snapshot_epochs(job).get(state.epoch)
+    if snapshot is not None:
+        save_torch(paths.snapshot_pt(out, snapshot), run.model.state_dict())
     if improved:
         save_torch(paths.best_pt(out), run.model.state_dict())
     save_torch(paths.last_pt(out), {"job": job.key(), "model": run.model.state_dict(),
@@ -402,9 +389,9 @@ class Trainer:
     model: torch.nn.Module
     optim: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LRScheduler
-    gen: torch.Generator           # host RNG: the epochs' order, CM-S's partners on CPU
+    gen: torch.Generator           # host RNG: the epochs' order, an extra loss's draws on CPU
     runner: StepRunner             # captures on first use, so what a resume restores is what graphs see
-    schedule: torch.Tensor | None = None   # a denoising source's noise ratios per batch of the epoch (train_epoch)
+    schedule: torch.Tensor | None = None   # the per-batch rule's values at each batch of the epoch (train_epoch)
 
     @classmethod
     def of(cls, job: Job, mode: str | None = None) -> Trainer:
@@ -418,16 +405,16 @@ class Trainer:
 
 
 def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | None, out: Path,
-        quiet: bool = False, on_epoch=None, ratios=None):
+        quiet: bool = False, on_epoch=None, values=None):
     """Train `job` on `train`, resuming from out/last.pt when it exists; returns the selected model and state.
 
-    `y_a`, `y_v` are the audio and visual label sources (the weak labels, or MA's refined labels).
+    `y_a`, `y_v` are the audio and visual labels of the row's label source.
     `select_split` is scored every epoch: the split of the job's selection rule (validation; the test split
     under the released protocol); a rule without one (`last`) keeps the last epoch and needs none.
     `job.cuda_graphs`: each training step as a CUDA graph (avvp.training.graphs; on CPU the same static-buffer
     path runs without capture), else the plain eager step. Both compute the same function.
     `on_epoch(row)` sees each finished epoch's log row (avvp.training.tracking: TensorBoard); it changes nothing.
-    `ratios` (2, C): the noise ratios of a denoising label source (JoMoLD), else None.
+    `values`: what the label source's per-batch rule acts with (label_sources.values), else None.
     """
     rule = SELECTION_RULES.get(job.select)
     if rule.split is not None and select_split is None:
@@ -437,6 +424,7 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
         deterministic()  # same seed, same GPU: same metrics (before the first cuBLAS call; its cost: not measured)
     run = Trainer.of(job)
     state = resume_or_start(job, out, run, quiet)
+    label_rule = label_sources.per_batch(job.labels)
 
     patience = rule.patience
     bar = tqdm(range(state.epoch, job.epochs), initial=state.epoch, total=job.epochs,
@@ -445,7 +433,7 @@ def fit(job: Job, train: dataset.Split, y_a, y_v, select_split: dataset.Split | 
         if patience is not None and state.bad_epochs >= patience:
             break
         t0 = time.perf_counter()
-        row = train_epoch(run, job, train, y_a, y_v, epoch, ratios)
+        row = train_epoch(run, job, train, y_a, y_v, epoch, label_rule, values)
         run.sched.step()
         row["train_seconds"] = round(time.perf_counter() - t0, 3)
         improved = keep_if_best(run.model, job, select_split, state, row)
@@ -483,21 +471,21 @@ def trained(job: Job, out: Path) -> bool:
     return record.get("job") == job.key() and unreadable(paths.best_pt(out)) is None and paths.best_pt(out).exists()
 
 
-def run(args) -> None:
+def main(args) -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise AvvpError("--device cuda: no CUDA device is visible to torch")
     row = variants.get(args.variant, args.variants_file, lr_scale=args.lr_scale)
     seed = 0 if args.protocol == "released" else args.seed  # the released code fixes every seed to 0
-    given = {name: getattr(args, name, None) for name in labels.files()}
-    used = {name: given[name] for name in labels.LABEL_SOURCES.get(row.labels).files if given[name]}
+    given = {name: getattr(args, name, None) for name in label_sources.options()}
+    used = {name: given[name] for name in LABEL_SOURCES.get(row.labels).files if given[name]}
     released = row.recipe["released_select"] if args.protocol == "released" else None
     job = Job.of(row, seed, epochs=args.epochs, select=released,
                  precision=args.precision, device=args.device, cuda_graphs=graphs_arg(args),
                  inputs={"data": dataset.manifest_sha256(args.data),
                          **{name: sha256_file(path) for name, path in used.items()}})
     train = dataset.load_split(args.data, "train")
-    y_a, y_v = labels.load(row.labels, train, given, f"variant '{row.name}'", args.data, seed)
-    ratios = labels.ratios(row.labels, given)      # a denoising source's (a bad file: one line, nothing written)
+    y_a, y_v = label_sources.load(row.labels, train, given, f"variant '{row.name}'", args.data, seed)
+    values = label_sources.values(row.labels, given)   # its per-batch rule's (a bad file: one line, nothing written)
     rule = SELECTION_RULES.get(job.select)
     select_split = dataset.load_split(args.data, rule.split).to(args.device) if rule.split else None
     out = Path(args.out)
@@ -515,7 +503,7 @@ def run(args) -> None:
     train.to(args.device)
     with tracker as on_epoch:
         _, state = fit(job, train, y_a.to(args.device), y_v.to(args.device), select_split, out, on_epoch=on_epoch,
-                       ratios=ratios)
+                       values=values)
     finish(out, job, state, time.perf_counter() - t0)
     best = state.best
     print(f"{row.name} seed {seed}: selected epoch {best.epoch} by {best.metric}"

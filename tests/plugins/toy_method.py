@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avvp.models import BACKBONES
+from avvp.registry import BACKBONES
 
 
 class ToyBackbone(nn.Module):

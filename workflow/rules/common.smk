@@ -1,5 +1,6 @@
-# Shared definitions of the workflow: the data folders, the runs each table needs, job resources.
-# Functions only (no rules), so the rule files stay readable.
+# Shared definitions of the workflow: the sheets, the data folders, the runs each table needs, every input
+# function of the rules, job resources. Functions only (no rules), so the rule files stay readable. Nothing here
+# names a method: a method's stages, label sources and gatings come from the registries (avvp/registry.py).
 
 import dataclasses
 import json
@@ -11,12 +12,15 @@ import sys
 import yaml
 
 from avvp import paths, plugins, sheets
+from avvp import stages as avvp_stages
 from avvp import variants as avvp_variants
 from avvp.constants import DENSE_CSV, WEAK_CSV
 from avvp.errors import AvvpError
 from avvp.io import write_text
-from avvp.reporting.figures import FIGURES as FIGURE_KINDS
-from avvp.training import labels
+from avvp.registry import FIGURES as FIGURE_KINDS
+from avvp.registry import GATINGS, LABEL_SOURCES, STAGES
+from avvp.stages import RunPass, SeedFile
+from avvp.training import label_sources
 
 
 # The shell commands call `avvp`. Snakemake may be started as .venv/bin/snakemake without the venv on PATH, so put
@@ -28,8 +32,9 @@ if shutil.which("avvp") is None:
 
 
 # --- plugins and the sheets -----------------------------------------------------------------------------------
-# Plugin modules register their entries (a backbone, a label source, ...) before the sheets are read; every job
-# gets them through the environment (`avvp` imports AVVP_PLUGINS first), SLURM jobs by re-reading this file.
+# Plugin modules register their entries (a backbone, a label source, a stage, ...) before the sheets are read;
+# every job gets them through the environment (`avvp` imports AVVP_PLUGINS first), SLURM jobs by re-reading this
+# file.
 PLUGINS = list(dict.fromkeys(plugins.from_env() + config["plugins"]))
 VARIANTS_FILES = config["variants_files"]
 TABLES_FILES = config["tables_files"]
@@ -49,11 +54,19 @@ NAME = {avvp_variants.slug(n): n for n in avvp_variants.trained(VARIANTS_FILES)}
 # The sheets as every avvp job reads them (each file named, in order).
 VARIANTS_ARGS = " ".join(f"--variants-file {shlex.quote(f)}" for f in VARIANTS_FILES)
 SHEET_ARGS = " ".join([VARIANTS_ARGS] + [f"--tables {shlex.quote(f)}" for f in TABLES_FILES])
+# The stages with a generic rule (workflow/rules/stages.smk), each kind in registration order.
+RUN_PASSES = [stage for stage in STAGES.values() if isinstance(stage, RunPass)]
+SEED_FILES = [stage for stage in STAGES.values() if isinstance(stage, SeedFile)]
 
 
 def variant(slug):
     """A row resolved once (avvp.variants.Variant: model spec, recipe, losses, labels, gating), by slug."""
     return avvp_variants.get(NAME[slug], VARIANTS_FILES)
+
+
+def row(name):
+    """A row resolved, by name (a `runs_of` row too)."""
+    return avvp_variants.get(name, VARIANTS_FILES)
 
 
 def variant_key(slug):
@@ -65,7 +78,12 @@ def variant_key(slug):
 
 def table_variants(table):
     """The row names of one table, each once, in the table's order."""
-    return list(dict.fromkeys(row["variant"] for row in TABLES[table]["rows"]))
+    return list(dict.fromkeys(r["variant"] for r in TABLES[table]["rows"]))
+
+
+def tabled_rows():
+    """Every row of every table, each once, in the tables' order."""
+    return list(dict.fromkeys(name for table in TABLES for name in table_variants(table)))
 
 
 # --- seeds, data ----------------------------------------------------------------------------------------------
@@ -98,9 +116,11 @@ def raw_folder(wildcards, input):
     return DATASET["path"] if wildcards.packed == "llp" else input.raw[0]
 
 
-def epochs_arg():
-    """`--epochs N` when the config overrides the recipes' epochs."""
-    return f"--epochs {config['epochs']}" if config["epochs"] else ""
+def epochs_arg(wildcards):
+    """`--epochs N` when the config overrides the recipes' epochs (a row that sets its own epochs trains the same
+    share of N: avvp.variants.epochs_under)."""
+    epochs = avvp_variants.epochs_under(NAME[wildcards.slug], config["epochs"], VARIANTS_FILES)
+    return f"--epochs {epochs}" if epochs else ""
 
 
 def lr_scale_arg(wildcards):
@@ -109,40 +129,40 @@ def lr_scale_arg(wildcards):
     return f"--lr-scale {scale}" if scale != 1.0 else ""
 
 
-def refine_epochs_arg():
-    """MA's step-1 epochs when the config overrides the recipes' epochs (avvp.paths.step1_epochs scales it)."""
-    return f"--epochs {paths.step1_epochs(config['epochs'], VARIANTS_FILES)}" if config["epochs"] else ""
-
-
 # --- runs -----------------------------------------------------------------------------------------------------
+def label_files(name, seed):
+    """The per-seed files the label source of a row trains on, by option (each made by its stage's rule)."""
+    source = LABEL_SOURCES.get(row(name).labels)
+    return {option: label_sources.seed_file(option, seed) for option in source.files}
+
+
 def train_inputs(wildcards):
-    """The packed data, and the files of earlier stages the row's label source needs for this seed (MA's
-    refined labels for `labels: refined`; avvp/training/labels.py)."""
-    source = labels.LABEL_SOURCES.get(variant(wildcards.slug).labels)
-    return {"manifest": MANIFEST, **{name: str(file.path(int(wildcards.seed))) for name, file in source.files.items()}}
+    """The packed data, and the files of earlier stages the row's label source needs for this seed."""
+    return {"manifest": MANIFEST, **label_files(NAME[wildcards.slug], wildcards.seed)}
 
 
 def label_args(wildcards, input):
-    """`--<name> PATH` for each file of the row's label source (e.g. --refined)."""
-    return " ".join(f"--{name} {shlex.quote(input[name])}" for name in labels.files() if name in input.keys())
+    """`--<option> PATH` for each file of the row's label source."""
+    return " ".join(f"--{option} {shlex.quote(input[option])}" for option in label_sources.options()
+                    if option in input.keys())
+
+
+def run_dir(name, seed):
+    """The folder of a row's runs (that of the row it scores, for a `runs_of` row)."""
+    return avvp_variants.run_dir(row(name), seed)
 
 
 def test_metrics(names, seeds):
     return [str(paths.metrics_json(run_dir(n, s), "test")) for n in names for s in seeds]
 
 
-def run_dir(name, seed):
-    """The folder of a row's runs (that of the row it scores, for a `runs_of` row)."""
-    return avvp_variants.run_dir(name, seed, paths.RESULTS, VARIANTS_FILES)
-
-
 def table_inputs(wildcards):
-    """Every row's test metrics for every seed; Table 4 also every row's FLOPs/params profile."""
+    """Every row's test metrics for every seed; a table with `extra` costs also every row's FLOPs/params profile."""
     names = table_variants(wildcards.table)
     inputs = {"metrics": test_metrics(names, SEEDS), "config": str(paths.config_yaml()), "manifest": MANIFEST,
               "tables": TABLES_FILES}
     if TABLES[wildcards.table].get("extra"):
-        inputs["profiles"] = [str(paths.profile_json(n)) for n in names]
+        inputs["profiles"] = [str(paths.profile_file(paths.slug(n))) for n in names]
     return inputs
 
 
@@ -170,54 +190,73 @@ def quoted(names):
     return " ".join(shlex.quote(str(n)) for n in names)
 
 
-# --- CMPAE's thresholds (workflow/rules/thresholds.smk) ----------------------------------------------------
+# --- gatings with a per-run file ------------------------------------------------------------------------------
 
-def tuned_slugs():
-    """The slugs whose runs get a threshold search."""
-    rows = [n for n in NAME.values() if avvp_variants.get(n, VARIANTS_FILES).gating == "cmpae"]
-    rows += [r["variant"] for t in TABLES.values() if t.get("tune_thresholds") for r in t["rows"]]
-    return {avvp_variants.get(n, VARIANTS_FILES).slug for n in rows}
-
-
-TUNED = tuned_slugs()
-
-
-def thresholds_input(wildcards):
-    """evaluate's extra input: the run's thresholds file, for a tuned row."""
-    if wildcards.slug in TUNED:
-        return {"thresholds": str(paths.thresholds_json(paths.run_folder(wildcards.slug, wildcards.seed)))}
-    return {}
+def gated_slugs(gating):
+    """The slugs whose runs are scored under `gating` with its per-run file: those of the rows whose own gating it
+    is, and of every row of a table that sets `tune_thresholds: true` (every gating of such a table gets its file,
+    so the table can say how much of each row's number is its decision rule)."""
+    names = [n for n in avvp_variants.names(VARIANTS_FILES) if row(n).gating == gating]
+    names += [r["variant"] for t in TABLES.values() if t.get("tune_thresholds") for r in t["rows"]]
+    return {row(n).runs for n in names}
 
 
-def snapshot_arg(wildcards):
-    """Which weights the search tunes: under the released protocol CMPAE's early snapshot (its recipe's
-    `early_snapshot`), else (and for a row without one) the selected model."""
-    early = config["protocol"] == "released" and "early_snapshot" in variant(wildcards.slug).recipe
-    return "--snapshot early" if early else "--snapshot selected"
+# gating -> the slugs whose runs get its per-run file (its declared stage makes it: a pass over the run).
+GATED = {name: gated_slugs(name) for name, gating in GATINGS.items() if gating.params is not None}
 
 
-# --- JoMoLD's stages (workflow/rules/jomold.smk) ---------------------------------------------------------
-
-ESTIMATOR_SLUG = avvp_variants.slug(paths.ESTIMATOR_ROW)
-
-
-def estimator_lr_scale():
-    """`--lr-scale F` when the config scales the estimator's recipe (JoMoLD's, as its stage 3)."""
-    scale = config["lr_scale"].get(variant(ESTIMATOR_SLUG).recipe_name, 1.0)
-    return f"--lr-scale {scale}" if scale != 1.0 else ""
+def gating_files(wildcards):
+    """evaluate's extra inputs: the per-run file of every gating this run is scored under with one."""
+    run = paths.run_folder(wildcards.slug, wildcards.seed)
+    return {f"gating_{name}": str(GATINGS.get(name).params.path(run)) for name, slugs in GATED.items()
+            if wildcards.slug in slugs}
 
 
-def denoised_rows():
-    """The rows of the tables on `labels: jomold` (JoMoLD's stage 3), each once."""
-    rows = dict.fromkeys(v for t in TABLES for v in table_variants(t))
-    return [n for n in rows if avvp_variants.get(n, VARIANTS_FILES).labels == "jomold"]
+# --- the generic rules' inputs (workflow/rules/stages.smk) ----------------------------------------------------
+
+def pass_inputs(stage):
+    """A pass over a run: its done.json, the packed data, the row's label-source files the stage reads, and for
+    evaluate the files of the gatings it is scored under."""
+    def inputs(wildcards):
+        run = paths.run_folder(wildcards.slug, wildcards.seed)
+        out = {"done": str(paths.done_json(run)), "manifest": MANIFEST}
+        files = label_files(NAME[wildcards.slug], wildcards.seed)
+        missing = [f for f in stage.label_files if f not in files]
+        if missing:
+            raise WorkflowError(f"{stage.rule}: row '{NAME[wildcards.slug]}' has no label file '{missing[0]}' "
+                                f"(its label source is '{variant(wildcards.slug).labels}')")
+        out.update({f: files[f] for f in stage.label_files})
+        if stage.gating_files:
+            out.update(gating_files(wildcards))
+        return out
+    return inputs
 
 
-def denoise_quality_inputs(wildcards):
-    if variant(wildcards.slug).labels != "jomold":
-        raise WorkflowError(f"denoise_quality: row '{NAME[wildcards.slug]}' is not on `labels: jomold`")
-    return {"done": str(paths.done_json(paths.run_folder(wildcards.slug, wildcards.seed))),
-            "ratios": str(paths.noise_ratios(wildcards.seed)), "manifest": MANIFEST}
+def pass_options(stage):
+    """The stage's own options from the row and the config (RunPass.args)."""
+    return lambda wildcards: stage.args(variant(wildcards.slug), config) if stage.args else ""
+
+
+def out_path(stage, wildcards, output):
+    """What a stage's `--out` gets: its file `out`, or that file's folder."""
+    path = output[stage.out]
+    return path if stage.out_file else os.path.dirname(path)
+
+
+def pass_applies(stage, name):
+    """Whether a pass applies to a row's runs: the row's label source has every file the stage reads."""
+    return all(f in LABEL_SOURCES.get(row(name).labels).files for f in stage.label_files)
+
+
+def target_files(stage):
+    """Every file of a pass with a target, over the tables' rows it applies to and every seed."""
+    names = [n for n in tabled_rows() if n in NAME.values() and pass_applies(stage, n)]
+    return [stage.output(name_, slug=paths.slug(n), seed=s) for n in names for s in SEEDS for name_ in stage.outputs]
+
+
+def seed_file_run(stage):
+    """A per-seed stage's input: the done.json of its row's run of the seed."""
+    return lambda wildcards: str(paths.done_json(paths.run_folder(paths.slug(stage.row), wildcards.seed)))
 
 
 # --- resources ------------------------------------------------------------------------------------------------
@@ -231,6 +270,16 @@ GPU_ENV = f"AVVP_GPU_SLOTS={config['gpu_slots']} " if CUDA else ""
 GRAPHS_ARG = f" --graphs {'on' if config['cuda_graphs'] else 'off'}" if CUDA else ""
 # Partition and account of every SLURM job, from the config; absent keys leave the cluster's defaults.
 SLURM = {f"slurm_{key}": config["slurm"][key] for key in ("partition", "account") if config["slurm"][key]}
+
+
+def minutes(stage):
+    """A stage's SLURM runtime (minutes): its declared small or large figure."""
+    return stage.minutes[1] if LARGE else stage.minutes[0]
+
+
+def pass_resources(stage):
+    """A pass's (or a per-seed stage's) job: its memory, runtime, a GPU slot under cuda, the SLURM partition."""
+    return {"mem_mb": 8000 if LARGE else 2000, "runtime": minutes(stage), "gpu": GPUS, **SLURM}
 
 
 # --- checks ---------------------------------------------------------------------------------------------------

@@ -1,12 +1,18 @@
-# Diagnostics beyond the ten numbers (issue 10): per-class F, modality leak, class co-occurrence and the
-# refinement's label quality, for every row of Table 2 over all seeds. See avvp/reporting/diagnose.py.
+# Diagnostics beyond the ten numbers: per-class F, modality leak, class co-occurrence and the label quality of the
+# rows' label stages, for every row of Table 2 over all seeds. See avvp/reporting/diagnose.py.
 
-# The files of results/diagnostics/ (avvp.paths.DIAGNOSTICS: what `avvp diagnose` writes), all in the HTML report
+
+# The files of results/diagnostics/ (the diagnose stage's: avvp/stages.py DIAGNOSTICS), all in the HTML report
 # (captions: workflow/report/diagnostic.rst).
-DIAGNOSTICS = list(paths.DIAGNOSTICS.values())
+DIAGNOSE = STAGES.get("diagnose")
+DIAGNOSTICS = list(avvp_stages.DIAGNOSTICS.values())
 DIAGNOSTICS_DIR = str(paths.diagnostics_dir())
-DIAGNOSTICS_FILES = [os.path.join(DIAGNOSTICS_DIR, name) for name in DIAGNOSTICS]  # rule all asks for them too
-DIAGNOSED_TABLE = paths.DIAGNOSED_TABLE
+DIAGNOSTICS_FILES = [DIAGNOSE.output(name) for name in DIAGNOSE.outputs]  # rule all asks for them too
+DIAGNOSED_TABLE = avvp_stages.DIAGNOSED_TABLE
+# The label stages of the diagnosed rows that keep their label quality: their file of each seed.
+QUALITY_FILES = [str(avvp_stages.quality_file(stage, s))
+                 for stage in avvp_stages.quality_stages([row(n) for n in table_variants(DIAGNOSED_TABLE)])
+                 for s in SEEDS]
 
 
 localrules:
@@ -23,11 +29,9 @@ rule diagnose:
     """Per-class scores, modality leak, co-occurrence and label quality of Table 2's rows (mean over seeds)."""
     input:
         predictions=[
-            str(paths.predictions_npz(paths.run_dir(n, s), "test"))
-            for n in table_variants(DIAGNOSED_TABLE)
-            for s in SEEDS
+            str(paths.predictions_npz(run_dir(n, s), "test")) for n in table_variants(DIAGNOSED_TABLE) for s in SEEDS
         ],
-        refine=[str(paths.refine_summary(s)) for s in SEEDS],
+        quality=QUALITY_FILES,
         tables=TABLES_FILES,
         manifest=MANIFEST,
     output:

@@ -3,7 +3,7 @@
 #   would refuse to start ("Directory cannot be locked"); every run of this workflow holds an flock on
 #   .snakemake/avvp.lock for its life, so one that gets it knows no other run of it is alive here and removes
 #   the stale locks.
-# - an unreadable output (truncated, damaged; avvp.paths.rebuildable lists them) is removed, so Snakemake makes
+# - an unreadable output (truncated, damaged; avvp.stages.rebuildable lists them) is removed, so Snakemake makes
 #   it again instead of the job that reads it stopping.
 # A killed job's own leftovers need nothing here: its outputs are incomplete (profile: rerun-incomplete) and
 # avvp's temporaries are removed by the next write into their folder (avvp/io.py).
@@ -36,5 +36,5 @@ def release_stale_locks(dry_run):
 
 if workflow.is_main_process:
     release_stale_locks(workflow.output_settings.dryrun)
-    for line in avvp_io.remove_unreadable(paths.rebuildable(), dry_run=workflow.output_settings.dryrun):
+    for line in avvp_io.remove_unreadable(avvp_stages.rebuildable(), dry_run=workflow.output_settings.dryrun):
         logger.warning(line)

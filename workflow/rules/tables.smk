@@ -5,12 +5,20 @@
 include: "tables_inputs.smk"
 
 
+# A table's files in the report: (output name, path, caption, what it is).
+TABLE_FILES = [("md", paths.table_md, "table", "markdown"), ("csv", paths.table_csv, "table", "csv"),
+               ("html", paths.table_html, "table", "table and curves"),
+               ("curves", paths.curves_png, "curves", "training curves")]
+# slug -> row name of every row a profile may be asked for (a `runs_of` row too: its model is its runs').
+PROFILED = {paths.slug(n): n for n in avvp_variants.names(VARIANTS_FILES)}
+
+
 rule profile:
     """Parameters and FLOPs of one row, in the paper's thop convention and truly counted."""
     output:
         str(paths.profile_file("{slug}")),
     params:
-        variant=lambda wildcards: NAME[wildcards.slug],
+        variant=lambda wildcards: PROFILED[wildcards.slug],
         sheets=VARIANTS_ARGS,
     log:
         str(paths.log_file("profile", "{slug}")),
@@ -32,34 +40,16 @@ rule table:
     input:
         unpack(table_inputs),
     output:
-        md=report(
-            str(paths.table_md("{table}")),
-            caption="../report/table.rst",
-            category="Tables",
-            subcategory="{table}",
-            labels={"table": "{table}", "format": "markdown"},
-        ),
-        csv=report(
-            str(paths.table_csv("{table}")),
-            caption="../report/table.rst",
-            category="Tables",
-            subcategory="{table}",
-            labels={"table": "{table}", "format": "csv"},
-        ),
-        html=report(
-            str(paths.table_html("{table}")),
-            caption="../report/table.rst",
-            category="Tables",
-            subcategory="{table}",
-            labels={"table": "{table}", "format": "table and curves"},
-        ),
-        curves=report(
-            str(paths.curves_png("{table}")),
-            caption="../report/curves.rst",
-            category="Tables",
-            subcategory="{table}",
-            labels={"table": "{table}", "format": "training curves"},
-        ),
+        **{
+            name: report(
+                str(path("{table}")),
+                caption=f"../report/{caption}.rst",
+                category="Tables",
+                subcategory="{table}",
+                labels={"table": "{table}", "format": what},
+            )
+            for name, path, caption, what in TABLE_FILES
+        },
     params:
         results=lambda wildcards, input: os.path.dirname(input.config),
         data=lambda wildcards, input: os.path.dirname(input.manifest),

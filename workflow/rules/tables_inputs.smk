@@ -8,8 +8,7 @@ def existing_runs():
     """The run folders of known rows that hold a done.json now (the runs that exist, whichever target made them)."""
     found = glob.glob(str(paths.done_json(paths.run_folder("*", "*"))))
     runs = [os.path.dirname(f) for f in found]
-    return sorted(r for r in runs if os.path.basename(os.path.dirname(r)) in NAME
-                  and os.path.basename(r)[4:].isdigit())
+    return sorted(r for r in runs if os.path.basename(os.path.dirname(r)) in NAME and paths.seed_of(r) is not None)
 
 
 def runs_inputs(wildcards):
