@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -424,26 +425,75 @@ def test_a_table_added_to_tables_yaml_alone_is_planned_and_built(tmp_path):
     assert [c.strip() for c in paper.strip("|").split("|")][2:] == ["58.2", "—"]
 
 
-def test_a_plugin_method_trains_evaluates_and_appears_in_its_table(tmp_path):
-    """A module outside avvp/ registers a backbone; its row lives in the user's variants sheet and its table in
-    the user's tables sheet; the workflow imports the plugin, hands it to every job, and builds the table."""
+def test_a_plugin_method_with_a_stage_runs_end_to_end(tmp_path):
+    """A method from outside avvp/ (tests/plugins/toy_method.py), with no edit of avvp/ or workflow/: a backbone;
+    a per-seed stage `toy-teacher` that turns the trained run of the row "Toy teacher" into labels; a label source
+    that trains on them with a per-batch rule (the teacher's labels annealed in). Its rows and table live in the
+    user's sheets. The workflow imports the plugin, hands it to every job, makes its stage's rule from the
+    registry, and plans, makes, trains, evaluates and tabulates it on tiny."""
     wd = copy_workflow(tmp_path / "wf")
     shutil.copytree(REPO / "tests/plugins", wd / "mine", ignore=shutil.ignore_patterns("__pycache__"))
     config = ["plugins=[toy_method]", "variants_files=[config/variants.yaml, mine/toy_variants.yaml]",
               "tables_files=[config/tables.yaml, mine/toy_tables.yaml]"]
     env = {"PYTHONPATH": os.pathsep.join([str(wd / "mine"), os.environ.get("PYTHONPATH", "")])}
     proc = run_tiny(wd, "results/toy_table.md", *config, env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    # The plugin's stage ran as a rule of its own, on the teacher's run, before the row that trains on its file.
+    assert re.search(r"^(?:local)?rule toy_teacher:", out, re.M), out
+    teacher = np.load(wd / "results/toy_teacher/seed0/teacher_labels.npz")
+    weak = np.load(wd / "data/packed/tiny-s0/train/labels.npy")
+    assert list(teacher["filenames"]) == list(np.load(wd / "data/packed/tiny-s0/train/filenames.npy"))
+    assert (teacher["audio"] <= weak).all() and (teacher["visual"] <= weak).all()   # the weak labels, some removed
+    assert (wd / "results/runs/toy_teacher/seed0/done.json").exists()
     run = json.loads((wd / "results/runs/toy/seed0/run.json").read_text())
     assert run["spec"] == {"backbone": "toy", "mix": 0.25, "head": "mmil", "dropout": 0.1}
+    assert run["labels"] == "toy_teacher" and run["recipe"]["toy_anneal"] == {"epochs": 2}
+    assert run["teacher"].endswith("results/toy_teacher/seed0/teacher_labels.npz") and run["inputs"]["teacher"]
     assert json.loads((wd / "results/runs/toy/seed0/test/metrics.json").read_text())["segment"]["audio"] >= 0
     text = (wd / "results/toy_table.md").read_text()
     assert "# Toy table (toy_table)" in text and "| Toy (plugin)" in text and "Toy (plugin) vs HAN" in text
-    assert "modules (backbone han → toy;" in text
+    assert "modules (backbone han → toy;" in text and "labels (weak → toy_teacher)" in text
     # Without the plugin, its row is one line naming the sheet, the row and the key.
     bad = snakemake(wd, "--dry-run", config=config[1:])
     assert bad.returncode != 0
-    assert "mine/toy_variants.yaml: variant 'Toy': model.backbone: 'toy' is not one of" in bad.stdout + bad.stderr
+    assert "mine/toy_variants.yaml: " in bad.stdout + bad.stderr
+    assert "'toy' is not one of" in bad.stdout + bad.stderr or "'toy_anneal'" in bad.stdout + bad.stderr
+
+
+@pytest.fixture()
+def toy_method(monkeypatch):
+    """The plugin imported into this process, its registrations removed afterwards (the docs list the package's
+    own names only)."""
+    from avvp.registry import BACKBONES, LABEL_SOURCES, STAGES
+
+    monkeypatch.syspath_prepend(str(REPO / "tests" / "plugins"))
+    import toy_method
+
+    yield toy_method
+    for registry, name in ((BACKBONES, "toy"), (LABEL_SOURCES, "toy_teacher"), (STAGES, "toy-teacher")):
+        registry.unregister(name)
+    del sys.modules["toy_method"]
+
+
+def test_the_plugins_per_batch_rule_anneals_in_its_teachers_labels(toy_method):
+    """The toy rule by hand: the teacher's weight rises t / (epochs x iterations), capped at 1; inside the step a
+    batch's targets are w x the teacher's + (1 - w) x the weak labels (the global target stays the weak ones)."""
+    import torch
+
+    from avvp.training import label_sources
+    from avvp.training.losses import Batch
+
+    rule = label_sources.per_batch("toy_teacher")
+    w = rule.schedule(torch.ones(1, dtype=torch.float64), {"epochs": 2}, 4, 1)        # epoch 2 of 2, 4 batches
+    assert w.squeeze(1).tolist() == [4 / 8, 5 / 8, 6 / 8, 7 / 8]
+    assert rule.schedule(torch.ones(1, dtype=torch.float64), {"epochs": 2}, 4, 2).squeeze(1).tolist() == [1.0] * 4
+    y, teacher = torch.tensor([[1.0, 1.0, 0.0]]), torch.tensor([[1.0, 0.0, 0.0]])
+    batch = Batch(*(torch.zeros(1),) * 3, y=y, y_a=teacher, y_v=teacher, in_force=torch.tensor([0.25]))
+    got = toy_method.anneal(None, None, batch, 0)
+    assert got.y_a.tolist() == got.y_v.tolist() == [[1.0, 0.75, 0.0]] and torch.equal(got.y, y)
+
+
 def test_killed_in_pack_train_and_evaluate_ends_with_the_uninterrupted_outputs(tmp_path):
     """bench/bench_kill.py on the tiny preset (2 epochs): Snakemake and its jobs SIGKILLed at a random moment of
     a pack job, then (the same command again) of a train job, then of an evaluate job, then the same command to
