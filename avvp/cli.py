@@ -59,9 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         check_sheets(args)
-        # Pick this job's GPU before anything initialises CUDA (a stage that computes on CPU, profile, needs none).
+        # Pick this job's GPU before anything initialises CUDA (a stage that computes on CPU, profile, needs none);
+        # then the runs' determinism for every CUDA subcommand, as training has it (a pass over the selected
+        # weights must pick the same kernels: cuDNN's could otherwise differ and flip a segment at a threshold).
         if getattr(args, "device", None) == "cuda" and stages[args.command].gpu:
             importlib.import_module("avvp.training.slots").claim()
+            importlib.import_module("avvp.training.graphs").deterministic(True)
         if getattr(args, "threads", None):  # torch's thread pool is sized once, before the subcommand's work
             importlib.import_module("torch").set_num_threads(args.threads)
         resolve(stages[args.command].main)(args)

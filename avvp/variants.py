@@ -57,7 +57,8 @@ def get(name: str, files=None, lr_scale: float = 1.0) -> Variant:
                        runs_gating=runs.gating, why=rows[key].get("why", ""))
     entry = {**sheet.defaults, **rows[key]}
     recipe = scaled_recipe({**sheet.recipes[entry["recipe"]], **entry.get("recipe_overrides", {})}, lr_scale)
-    return Variant(name=key, slug=slug(key), runs=slug(key), model=models.normalise({**entry["model"], "dropout": recipe["dropout"]}),
+    model = models.normalise({**entry["model"], "dropout": recipe["dropout"]})
+    return Variant(name=key, slug=slug(key), runs=slug(key), model=model,
                    recipe_name=entry["recipe"], recipe=recipe, losses=tuple(entry["losses"]),
                    labels=entry["labels"], gating=entry["gating"], runs_gating=entry["gating"], why=entry["why"])
 
@@ -92,3 +93,24 @@ def epochs_under(name: str, override: int | None, files=None) -> int | None:
     row = get(name, files)
     full = sheets.variants(files).recipes[row.recipe_name]["epochs"]
     return override if row.recipe["epochs"] == full else max(1, round(override * row.recipe["epochs"] / full))
+
+
+def row_kinds(files=None, tables_files=None) -> list[str]:
+    """Every kind of training step the sheets hold: for each backbone, frame head, label source and extra loss a
+    row names, the first row that uses it (the tables' rows first, in their order; then the sheet's), each once.
+    What a test or benchmark that must see every step runs (a component registered anew brings its row in)."""
+    rows = trained(files)
+    tabled = [get(r["variant"], files).runs for t in sheets.tables(tables_files, files).values() for r in t["rows"]]
+    by_slug = {slug(name): name for name in rows}
+    order = list(dict.fromkeys([by_slug[s] for s in tabled if s in by_slug] + rows))
+    kinds = []
+    for part in ("backbone", "head", "labels", "losses"):
+        seen = set()
+        for name in order:
+            row = get(name, files)
+            used = row.model.get(part) if part in ("backbone", "head") else getattr(row, part)
+            for entry in (used if part == "losses" else (used,)):
+                if entry not in seen:
+                    seen.add(entry)
+                    kinds.append(name)
+    return list(dict.fromkeys(kinds))

@@ -33,13 +33,16 @@ from avvp import variants
 from avvp.data.dataset import Split
 from avvp.evaluation.evaluate import score_split
 from avvp.machine import cpu_has_native_bf16
+from avvp.registry import LABEL_SOURCES
+from avvp.training import label_sources
 from avvp.training.graphs import deterministic
 from avvp.training.train import Job, Trainer, train_epoch
 
 FULL = {"train": 10000, "val": 649}   # avvp/data/synth.py SIZES["full"] (not imported: it needs pandas)
 SMOKE = {"train": 16, "val": 12}   # a batch of 16 (HAN) per epoch: on an AVX2-only CPU emulated bf16 is 10-20x slower
-# Every kind of row: the recurrent baselines (LSTMs), HAN, CM-Co's head, MA's contrast, CM-S's doubled batch, both.
-ROWS = ["AVE", "AVSDN", "HAN", "HAN + CM-Co", "MA", "HAN + CM-S", "MA* + Ours"]
+# Every kind of row: a row for each backbone, frame head, label source (its per-batch rule) and extra loss the sheets
+# use (avvp.variants.row_kinds: a component registered anew brings its row in).
+ROWS = variants.row_kinds()
 COMPARE_STEPS = 20  # graphed vs eager step: weights after this many steps (smoke: 2)
 
 
@@ -82,7 +85,7 @@ def train(name: str, mode: str, precision: str, device: str, sizes: dict, epochs
     for epoch in range(first, first + epochs):
         sync(device)
         t0 = time.perf_counter()
-        log = train_epoch(run, job, train_split, train_split.labels, train_split.labels, epoch)
+        log = train_epoch(run, job, train_split, train_split.labels, train_split.labels, epoch, *label_rule(job))
         run.sched.step()
         scores = score_split(run.model, val, job.gating, device, precision)
         sync(device)
@@ -92,6 +95,18 @@ def train(name: str, mode: str, precision: str, device: str, sizes: dict, epochs
     peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
     out = {"row": name, "mode": mode, "precision": precision, "seconds": secs, "peak_mb": peak}
     return {**out, "log": logs} if keep_log else out
+
+
+def label_rule(job: Job) -> tuple:
+    """The row's per-batch label rule and what it acts with: a source that reads a per-seed file (JoMoLD's noise
+    ratios) gets uniform ratios of 0.2 here (the per-batch work does not depend on their values), one that ships
+    its values (CMPAE's released ratios) its own; (None, None) without a rule."""
+    rule = label_sources.per_batch(job.labels)
+    if rule is None:
+        return None, None
+    if LABEL_SOURCES.get(job.labels).files:
+        return rule, torch.full((2, 25), 0.2, dtype=torch.float64)
+    return rule, label_sources.values(job.labels, {})
 
 
 def first_epoch(job: Job) -> int:
@@ -112,7 +127,7 @@ def graph_vs_eager(name: str, precision: str, device: str, steps: int) -> dict:
             if isinstance(m, (torch.nn.Dropout, torch.nn.MultiheadAttention)):
                 m.p = m.dropout = 0.0
         data = random_split("train", steps * job.recipe["batch"], device, 0)
-        log = train_epoch(run, job, data, data.labels, data.labels, first_epoch(job))
+        log = train_epoch(run, job, data, data.labels, data.labels, first_epoch(job), *label_rule(job))
         out[mode] = ({k: x for k, x in log.items() if k.startswith("loss_")},
                      [p.detach().float().clone() for p in run.model.parameters()])
     (loss_e, w_e), (loss_g, w_g) = out["eager"], out["graph"]

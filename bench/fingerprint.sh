@@ -6,6 +6,7 @@
 # (bench/fingerprint_hash.py), so a layout change is no difference.
 # Usage: bash bench/fingerprint.sh REPO OUT   (REPO: a checkout, e.g. a git worktree of the old commit; it runs
 # with this checkout's .venv and REPO's code first on PYTHONPATH)     Then: diff OLD/fingerprint.txt NEW/fingerprint.txt
+# TABLES="table5" (default: tables 1-5) and EXTRA="precision=fp32" (more --config values) narrow or set the run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 repo=$(cd "$1" && pwd); out=$2
@@ -15,7 +16,9 @@ for n in Snakefile workflow config profiles; do cp -r "$repo/$n" "$out/wf/"; don
 cd "$out/wf"
 export PYTHONPATH=$repo
 "$py" -c "import avvp, sys; sys.exit(0 if avvp.__file__.startswith('$repo') else 'avvp not imported from $repo')"
+targets=$(for t in ${TABLES:-table1 table2 table3 table4 table5}; do printf 'results/%s.md ' "$t"; done)
+# shellcheck disable=SC2086  # EXTRA and the targets are word lists
 /usr/bin/time -f "%e s wall" "$py" -m snakemake --cores 2 --config 'dataset={preset: tiny}' 'seeds=[0]' epochs=2 \
-  -- results/table1.md results/table2.md results/table3.md results/table4.md results/table5.md > "$out/snakemake.log" 2>&1
+  ${EXTRA:-} -- $targets > "$out/snakemake.log" 2>&1
 "$py" "$here/bench/fingerprint_hash.py" results > "$out/fingerprint.txt"
 wc -l "$out/fingerprint.txt"; sha256sum "$out/fingerprint.txt" | cut -c1-16

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -423,6 +424,24 @@ def test_a_table_added_to_tables_yaml_alone_is_planned_and_built(tmp_path):
     # The paper line of a row with one published number: that number, and the other column blank.
     paper = next(line for line in text.splitlines() if "| paper " in line)
     assert [c.strip() for c in paper.strip("|").split("|")][2:] == ["58.2", "—"]
+
+
+def test_a_table_and_runs_csv_in_one_command(tmp_path):
+    """Issue 31, item 4: `snakemake results/<table>.md results/runs.csv` in a fresh folder: runs.csv waits for the
+    runs the same command makes (before, it took only the runs that existed when the DAG was built, ran first and
+    stopped: "no trained run"); alone, it still lists what exists."""
+    wd = copy_workflow(tmp_path / "wf")
+    spec = yaml.safe_load((wd / "config/tables.yaml").read_text())
+    spec["tables"]["table_one"] = {"title": "HAN alone", "source": "No table", "columns": ["segment.audio"],
+                                   "rows": [{"variant": "HAN", "base": None}]}
+    (wd / "config/tables.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--config", "dataset={preset: tiny}", "seeds=[0]",
+           "epochs=1", "--", "results/table_one.md", "results/runs.csv"]
+    proc = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = pd.read_csv(wd / "results/runs.csv")
+    assert set(runs["row"]) == {"HAN"} and set(runs["split"]) == {"val", "test"}
+    assert planned(wd, "results/runs.csv", config=["dataset={preset: tiny}", "seeds=[0]", "epochs=1"]) == {"total": 0}
 
 
 def test_a_plugin_method_with_a_stage_runs_end_to_end(tmp_path):

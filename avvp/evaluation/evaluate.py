@@ -7,10 +7,13 @@ every epoch for model selection: one batched forward pass over the split plus th
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from avvp import outputs, paths
 from avvp.constants import NUM_SEGMENTS
@@ -26,24 +29,38 @@ from avvp.registry import GATINGS
 MAX_ATTENTION_BATCH = 65_535
 
 
+class AttentionProbe(TorchFunctionMode):
+    """Records the batch entries (x heads) of every attention call: each scaled_dot_product_attention (a model's
+    own attention, and nn.MultiheadAttention's, which under a function mode takes its Python path), and each
+    nn.MultiheadAttention by a hook (in case a fused path skips the first)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = [0]
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is F.scaled_dot_product_attention:
+            self.seen.append(math.prod(args[0].shape[:-2]))
+        return func(*args, **(kwargs or {}))
+
+
 def attention_batch_per_video(model) -> int:
-    """The most batch entries (x heads) one video gives any attention layer of `model`, from one forward of one
-    video of zeros: 2 for HAN's layer (audio and visual token sets), 2 x 10 for a head attending per segment, 0
-    without attention."""
-    seen = [0]
-    hooks = [m.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0] * m.num_heads))
+    """The most batch entries (x heads) one video gives any attention call of `model`, from one forward of one
+    video of zeros: 2 x heads for HAN's layer (audio and visual token sets), 2 x 10 x heads for a head attending
+    per segment, 0 without attention."""
+    probe = AttentionProbe()
+    hooks = [m.register_forward_pre_hook(lambda m, args: probe.seen.append(args[0].shape[0] * m.num_heads))
              for m in model.modules() if isinstance(m, torch.nn.MultiheadAttention)]
-    if not hooks:
-        return 0
     fc = model.inputs
     device = next(model.parameters()).device
     try:
-        model(*(torch.zeros(1, NUM_SEGMENTS, layer.in_features, device=device)
-                for layer in (fc.fc_a, fc.fc_v, fc.fc_st)))
+        with probe:
+            model(*(torch.zeros(1, NUM_SEGMENTS, layer.in_features, device=device)
+                    for layer in (fc.fc_a, fc.fc_v, fc.fc_st)))
     finally:
         for hook in hooks:
             hook.remove()
-    return max(seen)
+    return max(probe.seen)
 
 
 @torch.no_grad()

@@ -177,8 +177,9 @@ def loss_of_indexed(job: Job, train: dataset.Split, y_a, y_v, epoch: int, gen, s
 
     `step` (a 0-dim int64 tensor, or None): the step's own count within the epoch, read as Batch.step and then
     incremented, inside the step; `schedule` (iterations, ...): what the per-batch `rule` acts with at each batch
-    of the epoch, the row of this step taken inside the step (Batch.in_force). Both are tensors of the runner's life, refilled in place each epoch, so a
-    graph captured in one epoch replays every later one with that epoch's values.
+    of the epoch, the row of this step taken inside the step (Batch.in_force). Both are tensors of the runner's
+    life, refilled in place each epoch, so a graph captured in one epoch replays every later one with that
+    epoch's values.
     """
     sources = (train.audio, train.visual, train.motion, train.labels, y_a, y_v)
 
@@ -187,8 +188,9 @@ def loss_of_indexed(job: Job, train: dataset.Split, y_a, y_v, epoch: int, gen, s
         batch = Batch(*(t[idx] for t in sources))
         if step is not None:
             at = step.clone()     # this step's index, kept apart from the counter incremented below
-            # clamped for a capture's warm-up steps (undone afterwards), which may count past the epoch's end
-            in_force = None if schedule is None else schedule.index_select(0, at.clamp(max=len(schedule) - 1).view(1))[0]
+            in_force = None
+            if schedule is not None:  # clamped: a capture's warm-up steps (undone) may count past the epoch's end
+                in_force = schedule.index_select(0, at.clamp(max=len(schedule) - 1).view(1))[0]
             batch = dataclasses.replace(batch, step=at, in_force=in_force)
         loss, terms = batch_loss(model, job, batch, epoch, gen, rule)
         if step is not None:
@@ -216,30 +218,37 @@ def train_epoch(run: Trainer, job: Job, train: dataset.Split, y_a, y_v, epoch: i
     n = len(train)
     # Drawn by the host generator on every device (the same order on CPU and GPU), then one copy an epoch.
     order = torch.randperm(n, generator=run.gen).to(train.audio.device)
-    key = phase_key(job, epoch)
-    totals = run.runner.totals
-    names = ["bce", *key[1]]
-    for name in names:  # made before any capture (a graph adds into fixed addresses), zeroed every epoch
-        totals.setdefault(name, torch.zeros((), device=train.audio.device))
-    if counts_steps(job, rule):
-        totals.setdefault(STEP_COUNT, torch.zeros((), dtype=torch.int64, device=train.audio.device))
-    if rule is not None:
-        in_force = epoch_schedule(job, rule, values, n, epoch).float().to(train.audio.device)
-        if run.schedule is None:   # one tensor for the runner's life: captured graphs read its memory
-            run.schedule = torch.empty_like(in_force)
-        run.schedule.copy_(in_force)
-    for total in totals.values():
-        total.zero_()
-    step = make_step(run.model, run.optim,
-                     loss_of_indexed(job, train, y_a, y_v, epoch, run.gen, run.schedule if rule is not None else None,
-                                     totals.get(STEP_COUNT), rule), totals)
+    step, key = epoch_step(run, job, train, y_a, y_v, epoch, rule, values)
     steps = 0
     for start in range(0, n, job.recipe["batch"]):
         run.runner(step, (order[start:start + job.recipe["batch"]],), key)
         steps += 1
     row = {"epoch": epoch + 1, "lr": float(run.optim.param_groups[0]["lr"])}  # the rate this epoch trained with
-    row.update({f"loss_{k}": totals[k].item() / steps for k in names})
+    row.update({f"loss_{k}": run.runner.totals[k].item() / steps for k in ["bce", *key[1]]})
     return row
+
+
+def epoch_step(run: Trainer, job: Job, train: dataset.Split, y_a, y_v, epoch: int, rule=None, values=None):
+    """The epoch's training step, the callable `run.runner` captures, and its graph key; the runner's totals
+    (one per loss term in force, and the step count where the step reads it) zeroed, the per-batch rule's
+    schedule of the epoch copied into run.schedule."""
+    key = phase_key(job, epoch)
+    totals = run.runner.totals
+    device = train.audio.device
+    for name in ["bce", *key[1]]:  # made before any capture (a graph adds into fixed addresses), zeroed every epoch
+        totals.setdefault(name, torch.zeros((), device=device))
+    if counts_steps(job, rule):
+        totals.setdefault(STEP_COUNT, torch.zeros((), dtype=torch.int64, device=device))
+    if rule is not None:
+        in_force = epoch_schedule(job, rule, values, len(train), epoch).float().to(device)
+        if run.schedule is None:   # one tensor for the runner's life: captured graphs read its memory
+            run.schedule = torch.empty_like(in_force)
+        run.schedule.copy_(in_force)
+    for total in totals.values():
+        total.zero_()
+    loss_fn = loss_of_indexed(job, train, y_a, y_v, epoch, run.gen, run.schedule if rule is not None else None,
+                              totals.get(STEP_COUNT), rule)
+    return make_step(run.model, run.optim, loss_fn, totals), key
 
 
 def keep_if_best(model, job: Job, split: dataset.Split | None, state: TrainState, row: dict) -> bool:
@@ -274,7 +283,9 @@ def resumable(job: Job, out: Path) -> dict | None:
     if not last.exists():
         return None
     try:
-        ckpt = load_torch(last, weights_only=False, remedy=RESUME_REMEDY)
+        # weights_only: tensors, dicts, lists and numbers only, never a pickled object (a results folder from
+        # elsewhere must not run code on resume).
+        ckpt = load_torch(last, remedy=RESUME_REMEDY)
         if ckpt.get("job") == job.key() and ckpt["state"]["best"] is not None:
             load_torch(best, remedy=RESUME_REMEDY)
     except Unreadable as e:
@@ -320,7 +331,8 @@ def snapshot_epochs(job: Job) -> dict[int, str]:
     epochs when it is shorter than the recipe's (round(epoch x epochs / the recipe's), at least 1)."""
     out = {}
     for name, epoch in job.recipe.get("snapshots", {}).items():
-        scaled = epoch if job.epochs >= job.recipe["epochs"] else max(1, round(epoch * job.epochs / job.recipe["epochs"]))
+        full = job.recipe["epochs"]
+        scaled = epoch if job.epochs >= full else max(1, round(epoch * job.epochs / full))
         out[scaled] = name
     return out
 

@@ -371,7 +371,8 @@ def fit_denoising(packed, out, row_name, ratios, runner=None, monkeypatch=None, 
     from avvp.training import train as train_module
 
     row = variants.get(row_name)
-    row = dataclasses.replace(row, recipe={**row.recipe, "batch": 16, "denoise": {"warmup": "ramp", "warmup_epochs": 2}})
+    ramp = {"warmup": "ramp", "warmup_epochs": 2}
+    row = dataclasses.replace(row, recipe={**row.recipe, "batch": 16, "denoise": ramp})
     job = train_module.Job.of(row, seed=3, epochs=epochs, cuda_graphs=runner is not None)
     if runner is not None:
         monkeypatch.setattr(train_module, "StepRunner", runner)
@@ -556,3 +557,64 @@ def test_noise_ratios_table_beside_the_truth_by_hand(tmp_path, capsys, monkeypat
     assert "audio 1.00, visual 1.00" in out
     with pytest.raises(SystemExit, match="no results/jomold"):
         noise_ratios_table.main(["--results", str(tmp_path / "none")])
+
+
+def test_ratios_as_the_releases_ship_them_train_like_the_projects_own(stages, packed_tiny, tmp_path, capsys):
+    """Issue 31, item 1: CMPAE ships its ratios as noise_ratios.npz (arrays `audio` and `visual` of 25); `avvp train
+    --ratios` read only the project's JSON ("not text"). One reader, the same checks, for either format."""
+    r_a, r_v = read_ratios(stages / "noise_ratios.json")
+    np.savez(tmp_path / "noise_ratios.npz", audio=r_a.numpy(), visual=r_v.numpy())
+    a2, v2 = read_ratios(tmp_path / "noise_ratios.npz")
+    assert torch.equal(a2, r_a) and torch.equal(v2, r_v) and a2.dtype == torch.float64
+    assert cli("train", *stage_args(packed_tiny, "JoMoLD", epochs=1), "--ratios", tmp_path / "noise_ratios.npz",
+               "--out", tmp_path / "npz") == 0
+    assert cli("train", *stage_args(packed_tiny, "JoMoLD", epochs=1), "--ratios", stages / "noise_ratios.json",
+               "--out", tmp_path / "json") == 0
+    by = {r: json.loads((tmp_path / r / "done.json").read_text())["selected"] for r in ("npz", "json")}
+    assert by["npz"] == by["json"]                       # the same ratios, the same run
+    # every bad input one line naming the file, nothing written
+    for name, arrays, message in (("short.npz", {"audio": np.zeros(24), "visual": np.zeros(25)},
+                                   "audio.ratio must be a list of 25 numbers"),
+                                  ("range.npz", {"audio": np.full(25, 1.5), "visual": np.zeros(25)},
+                                   "audio.ratio[0] (Speech) = 1.5 is not a number in [0, 1]"),
+                                  ("nokey.npz", {"audio": np.zeros(25)}, "no array visual")):
+        np.savez(tmp_path / name, **arrays)
+        capsys.readouterr()
+        assert cli("train", *stage_args(packed_tiny, "JoMoLD", epochs=1), "--ratios", tmp_path / name,
+                   "--out", tmp_path / f"bad_{name}") == 1
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and f"{tmp_path / name}: " in err and message in err, err
+        assert not (tmp_path / f"bad_{name}").exists()
+
+
+def test_an_estimator_epoch_trains_every_video_the_short_last_batch_included(monkeypatch):
+    """Issue 31's reading: at batch 128 the estimator's 5 default epochs are 80 steps, and 5 steps fewer (the short
+    last batch dropped) cost about 2 points of segment Type@AV and double the spread over seeds. An epoch of the
+    default's 2,000 videos is 16 steps, the last of 80 videos, and the warm-up counts the same 16 iterations."""
+    from avvp import variants
+    from avvp.training import train as train_module
+
+    job = train_module.Job.of(variants.get(ESTIMATOR), seed=0, epochs=1)
+    sizes = []
+
+    class Counting(train_module.StepRunner):
+        def __call__(self, step, batch, key=()):
+            sizes.append(len(batch[0]))
+            return {}
+
+    monkeypatch.setattr(train_module, "StepRunner", Counting)
+    g = torch.Generator().manual_seed(0)
+    n = 2000
+    split = dataset_split(n, g)
+    run = train_module.Trainer.of(job)
+    train_module.train_epoch(run, job, split, split.labels, split.labels, 0)
+    assert sizes == [128] * 15 + [80] and sum(sizes) == n
+    assert iterations_per_epoch(n, job.recipe["batch"]) == len(sizes) == 16
+
+
+def dataset_split(n, g):
+    from avvp.data import dataset
+
+    labels = (torch.rand(n, 25, generator=g) < 0.1).float()
+    return dataset.Split(name="train", filenames=[str(i) for i in range(n)], labels=labels,
+                         audio=torch.zeros(n, 10, 128), visual=torch.zeros(n, 10, 2048), motion=torch.zeros(n, 10, 512))

@@ -11,9 +11,22 @@ def existing_runs():
     return sorted(r for r in runs if os.path.basename(os.path.dirname(r)) in NAME and paths.seed_of(r) is not None)
 
 
+def requested_runs():
+    """The run folders the tables asked for by the same command will make (`snakemake results/table2.md
+    results/runs.csv`), the runs their label stages read included; none for `snakemake results/runs.csv` alone."""
+    targets = set(workflow.dag_settings.targets)
+    tables = [t for t in TABLES if "all" in targets or str(paths.table_md(t)) in targets]
+    names = list(dict.fromkeys(n for t in tables for n in table_variants(t)))
+    stages = [STAGES.get(s) for n in names for s in LABEL_SOURCES.get(row(n).labels).files.values()]
+    names += [stage.row for stage in stages]
+    return [str(run_dir(n, s)) for n in dict.fromkeys(names) for s in SEEDS]
+
+
 def runs_inputs(wildcards):
-    """Every existing run's done.json and both splits' numbers (an unevaluated split is evaluated first)."""
-    return [str(f) for run in existing_runs()
+    """Every run's done.json and both splits' numbers (an unevaluated split is evaluated first): the runs that
+    exist, and those the same command makes for the tables it asks for (runs.csv then waits for them)."""
+    runs = dict.fromkeys(existing_runs() + requested_runs())
+    return [str(f) for run in runs
             for f in (paths.done_json(run), paths.by_gating_json(run, "val"), paths.by_gating_json(run, "test"))]
 
 

@@ -31,6 +31,7 @@ from avvp.constants import FRAMES_PER_SEGMENT, NUM_CLASSES, NUM_SEGMENTS
 from avvp.errors import AvvpError
 from avvp.models.inputs import D_MODEL, InputProjection, _check
 from avvp.models.layers import Dropout, hybrid_pair
+from avvp.models.mmil import probability
 from avvp.registry import BACKBONES
 
 EVIDENCE_CLIP = 10.0          # evidence logits are clipped to [-10, 10] before the exponential
@@ -110,7 +111,9 @@ class GlobalBranch(nn.Module):
     def forward(self, x_a: torch.Tensor, x_v: torch.Tensor) -> dict:
         g = self.fc(F.leaky_relu(self.phi(x_a), 0.2) + F.leaky_relu(self.phi(x_v), 0.2))   # (B, T, C)
         u_g = g.shape[-1] / (evidence(g.mean(1)) + 1).sum(-1)
-        return {"global_prob": torch.sigmoid(g).mean(1), "U_g": u_g}
+        # The sigmoid in float32 (`probability`): in bf16 a logit above ~6.2 gives exactly 1.0, and the clamped BCE
+        # and JML would have no gradient there.
+        return {"global_prob": probability(g).mean(1), "U_g": u_g}
 
 
 FUSED = ("a_prob", "v_prob", "frame_prob")

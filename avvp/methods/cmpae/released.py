@@ -26,8 +26,13 @@ def released_thresholds() -> list[float]:
 
 
 def released_ratios(files: dict):
-    """The label source `cmpae_released`'s values: the 2 x 25 noise ratios CMPAE ships, (2, C) float64."""
+    """The label source `cmpae_released`'s values: the 2 x 25 noise ratios CMPAE ships, (2, C) float64, checked
+    as every ratios file is (avvp/methods/jomold/denoise.py)."""
     import torch
 
+    from avvp.methods.jomold.denoise import FORMAT, ratios_of_record
+
     rows = _rows()
-    return torch.tensor([[float(r["r_a"]) for r in rows], [float(r["r_v"]) for r in rows]], dtype=torch.float64)
+    record = {"format": FORMAT, "audio": {"ratio": [float(r["r_a"]) for r in rows]},
+              "visual": {"ratio": [float(r["r_v"]) for r in rows]}}
+    return torch.stack(ratios_of_record(record, f"avvp/methods/cmpae/{FILE}"))

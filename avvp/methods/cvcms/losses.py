@@ -28,8 +28,8 @@ def cms_loss(x_a: torch.Tensor, x_v: torch.Tensor, att_logit_a: torch.Tensor, at
     audio labels of i and the visual labels of j share a class. Loss = mean over ALL anchors of the average
     over its positives of -log softmax_j(s_i), an anchor with no positive counting 0 (as released).
 
-    Eq. 8 as printed takes -log of the SUMMED softmax mass of the positives; the released code (docs/methods/cvcms.md#cm-s)
-    averages -log softmax over the positives, and we follow the code. A batch where no anchor has a
+    Eq. 8 as printed takes -log of the SUMMED softmax mass of the positives; the released code
+    (docs/methods/cvcms.md#cm-s) averages -log softmax over the positives, and we follow the code. A batch where no anchor has a
     positive gives 0 (still attached to the graph).
     """
     a = attentive_pool(x_a.float(), att_logit_a.float(), y_a)
@@ -44,22 +44,24 @@ def cms_loss(x_a: torch.Tensor, x_v: torch.Tensor, att_logit_a: torch.Tensor, at
 
 
 def cms_partners(n: int, gen: torch.Generator, device) -> torch.Tensor:
-    """Each video's CM-S partner (docs/methods/cvcms.md#cm-s, as released): j = (i + k) mod n with k uniform in 1..n-1, drawn
-    independently per video, so j is uniform among the OTHER videos (with replacement) and never i.
+    """Each video's CM-S partner (docs/methods/cvcms.md#cm-s, as released): j = (i + k) mod n with k uniform in
+    1..n-1, drawn independently per video, so j is uniform among the OTHER videos (with replacement) and never i.
 
-    Drawn on `device` so that a CUDA-graphed step draws on the device (no host RNG, no copy): from `gen` when
-    it lives there, else from the device's default generator (seeded by the run's torch.manual_seed). A
-    one-video batch (an epoch's last, at worst) has no other video: its partner is itself.
+    Drawn on `device` so that a CUDA-graphed step draws on the device (no host RNG, no copy): on CPU from `gen`
+    (the run's host generator), on a GPU always from the device's default generator (seeded by the run's
+    torch.manual_seed), the one torch.cuda.graph registers with a capture: a non-default device generator would
+    not be, and every replay would draw the captured numbers again. A one-video batch (an epoch's last, at
+    worst) has no other video: its partner is itself.
     """
     device = torch.device(device)
-    own = gen if gen.device.type == device.type else None
+    own = gen if device.type == "cpu" and gen.device.type == "cpu" else None
     k = torch.randint(1, max(n, 2), (n,), generator=own, device=device)
     return (torch.arange(n, device=device) + k) % n
 
 
 def cms_augment(batch: Batch, gen: torch.Generator) -> Batch:
-    """CM-S batch augmentation (docs/methods/cvcms.md#cm-s): rows n..2n pair video i's audio with its partner j's visual (and
-    motion) track, with i's audio labels and j's visual labels; only rows < n get the BCE losses."""
+    """CM-S batch augmentation (docs/methods/cvcms.md#cm-s): rows n..2n pair video i's audio with its partner j's
+    visual (and motion) track, with i's audio labels and j's visual labels; only rows < n get the BCE losses."""
     j = cms_partners(batch.n, gen, batch.audio.device)
     return Batch(audio=torch.cat([batch.audio, batch.audio]), visual=torch.cat([batch.visual, batch.visual[j]]),
                  motion=torch.cat([batch.motion, batch.motion[j]]), y=batch.y,

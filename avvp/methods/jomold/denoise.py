@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from avvp.constants import CLASSES, NUM_CLASSES
 from avvp.errors import AvvpError
-from avvp.io import read_json, write_json
+from avvp.io import read_json, read_npz, write_json
 from avvp.models.precision import autocast
 from avvp.training.losses import Batch
 from avvp.training.train import targets
@@ -81,9 +81,21 @@ def write_ratios(path: Path, ratios: dict) -> None:
 
 
 def read_ratios(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """(r_a, r_v), float64 (C,) each, from a ratios file; any defect is one AvvpError line naming the file."""
-    record = read_json(Path(path), "noise ratios file")
-    _check_ratios(record, str(path))
+    """(r_a, r_v), float64 (C,) each, from a ratios file: the project's JSON (format above), or an .npz as the
+    releases ship it (CMPAE's noise_ratios.npz: arrays `audio` and `visual` of C). Either goes through the same
+    checks; any defect is one AvvpError line naming the file."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        arrays = read_npz(path, ("audio", "visual"), "noise ratios file", "")
+        record = {"format": FORMAT, **{part: {"ratio": arrays[part].astype(float).tolist()} for part in arrays}}
+    else:
+        record = read_json(path, "noise ratios file")
+    return ratios_of_record(record, str(path))
+
+
+def ratios_of_record(record, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r_a, r_v) float64 of a ratios record, checked (a file's, or the values a release ships)."""
+    _check_ratios(record, where)
     return (torch.tensor(record["audio"]["ratio"], dtype=torch.float64),
             torch.tensor(record["visual"]["ratio"], dtype=torch.float64))
 
@@ -133,11 +145,10 @@ def detection_losses(a_prob: torch.Tensor, v_prob: torch.Tensor, t_a: torch.Tens
 
 
 def _ranks(key: torch.Tensor) -> torch.Tensor:
-    """Each element's 0-based position when its column is sorted ascending (stable: ties by batch index)."""
-    order = torch.argsort(key, dim=0, stable=True)
-    rank = torch.empty_like(order)
-    rank.scatter_(0, order, torch.arange(key.shape[0], device=key.device).unsqueeze(1).expand_as(order))
-    return rank
+    """Each element's 0-based position when its column is sorted ascending (stable: ties by batch index): the
+    inverse of the sorting permutation, itself an argsort (no scatter, which under CUDA's strict determinism can
+    build its strides on the host inside a captured step)."""
+    return torch.argsort(torch.argsort(key, dim=0, stable=True), dim=0, stable=True)
 
 
 def removals(l_a: torch.Tensor, l_v: torch.Tensor, y: torch.Tensor, r_a: torch.Tensor, r_v: torch.Tensor):
@@ -151,7 +162,8 @@ def removals(l_a: torch.Tensor, l_v: torch.Tensor, y: torch.Tensor, r_a: torch.T
     n_c = pos.sum(dim=0).double()
     k_a = torch.floor(r_a.to(n_c.device).double() * n_c)
     k_v = torch.floor(r_v.to(n_c.device).double() * n_c)
-    inf = torch.tensor(float("inf"), device=l_a.device)
+    # A Python scalar, not torch.tensor(inf): that would be a host-to-device copy inside a captured step.
+    inf = float("inf")
     low_a = _ranks(torch.where(pos, l_a.float(), inf))       # rank among positives, smallest loss first
     low_v = _ranks(torch.where(pos, l_v.float(), inf))
     high_a = _ranks(torch.where(pos, -l_a.float(), inf))     # largest loss first
