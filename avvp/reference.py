@@ -88,7 +88,7 @@ def _kind(stage) -> str:
     if isinstance(stage, Train):
         return "train a row"
     if isinstance(stage, SeedFile):
-        return f"a per-seed file from the run of '{stage.row}'"
+        return f"a per-seed file from the run of '{stage.row}'" if stage.row else "a per-seed file from the data"
     if isinstance(stage, RunPass):
         return "a pass over a trained run" + (f" (target `{stage.target}`)" if stage.target else "")
     return "one of a kind"

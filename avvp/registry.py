@@ -26,8 +26,8 @@ from typing import Any
 from avvp.errors import AvvpError
 
 # The core's modules that register entries (each method folder registers from its package's __init__.py).
-MODULES = ("avvp.models", "avvp.training.selection", "avvp.training.label_sources", "avvp.evaluation.gatings",
-           "avvp.stages", "avvp.reporting.figures")
+MODULES = ("avvp.models", "avvp.training.selection", "avvp.training.schedules", "avvp.training.label_sources",
+           "avvp.evaluation.gatings", "avvp.stages", "avvp.reporting.figures")
 METHODS = "avvp.methods"
 
 
@@ -157,6 +157,7 @@ EXTRA_LOSSES = Registry("loss", "losses")
 LABEL_SOURCES = Registry("label source")
 GATINGS = Registry("gating")
 SELECTION_RULES = Registry("selection rule")
+SCHEDULES = Registry("learning-rate schedule")       # a recipe's `schedule` (avvp/training/schedules.py)
 # The workflow's stages: each an `avvp` subcommand, and for the generic kinds a Snakemake rule (avvp/stages.py).
 STAGES = Registry("stage")
 # The figures `avvp figure` draws (avvp/reporting/figures.py).

@@ -17,7 +17,7 @@ import yaml
 
 from avvp import constants, models, paths, schema
 from avvp.errors import AvvpError
-from avvp.registry import EXTRA_LOSSES, LABEL_SOURCES
+from avvp.registry import EXTRA_LOSSES, LABEL_SOURCES, SCHEDULES
 
 ROOT = Path(__file__).resolve().parents[1]    # the checkout (the package is installed in editable mode)
 VARIANTS_FILE = ROOT / "config" / "variants.yaml"
@@ -66,9 +66,10 @@ def _contents(given, default: Path, what: str) -> tuple[tuple[str, str], ...]:
 # --------------------------------------------------------------------------------------------- variants
 
 def per_batch_settings() -> dict[str, dict]:
-    """The recipe keys of the label sources' per-batch rules, with their settings' schemas."""
+    """The recipe keys of the label sources' settings and of their per-batch rules, with their schemas."""
     rules = [source.per_batch for source in LABEL_SOURCES.values() if source.per_batch is not None]
-    return {rule.key: rule.settings for rule in rules}
+    own = {name: source.settings for name, source in LABEL_SOURCES.items() if source.settings is not None}
+    return {**own, **{rule.key: rule.settings for rule in rules}}
 
 
 def variants_schema() -> dict:
@@ -79,6 +80,7 @@ def variants_schema() -> dict:
     keys.pop("x-loss-settings")
     keys["properties"].update({name: EXTRA_LOSSES.meta(name)["settings"] for name in EXTRA_LOSSES.names()})
     keys["properties"].update(per_batch_settings())
+    keys["properties"].update({name: s.settings for name, s in SCHEDULES.items() if s.settings is not None})
     out["$defs"]["variant"]["properties"]["model"] = {**models.spec_schema(dropout=False),
                                                       "required": list(models.CHOICE)}
     return out
@@ -136,7 +138,15 @@ def _check_variant(name: str, entry: dict, sheet: Variants) -> None:
         if not isinstance(recipe.get(loss), dict):
             raise AvvpError(f"{where}: losses: loss '{loss}' needs the recipe key '{loss}' (its settings) in "
                             f"recipe '{entry['recipe']}' or the row's recipe_overrides")
-    rule = LABEL_SOURCES.get(entry.get("labels", sheet.defaults.get("labels", "weak"))).per_batch
+    schedule = SCHEDULES.get(recipe.get("schedule", "step"))
+    if schedule.settings is not None and not isinstance(recipe.get(recipe["schedule"]), dict):
+        raise AvvpError(f"{where}: recipe: schedule '{recipe['schedule']}' needs the recipe key '{recipe['schedule']}' "
+                        f"(its settings) in recipe '{entry['recipe']}' or the row's recipe_overrides")
+    labels = entry.get("labels", sheet.defaults.get("labels", "weak"))
+    if LABEL_SOURCES.get(labels).settings is not None and not isinstance(recipe.get(labels), dict):
+        raise AvvpError(f"{where}: labels: label source '{labels}' needs the recipe key '{labels}' (its settings) in "
+                        f"recipe '{entry['recipe']}' or the row's recipe_overrides")
+    rule = LABEL_SOURCES.get(labels).per_batch
     if rule is not None and not isinstance(recipe.get(rule.key), dict):
         raise AvvpError(f"{where}: labels: label source '{entry.get('labels')}' acts per batch and needs the recipe "
                         f"key '{rule.key}' (its settings) in recipe '{entry['recipe']}' or the row's recipe_overrides")

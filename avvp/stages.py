@@ -85,12 +85,14 @@ class RunPass(Stage):
 
 @dataclass(frozen=True, kw_only=True)
 class SeedFile(Stage):
-    """A per-seed file made from the run of `row` with that seed: `avvp COMMAND --run RUN --data PACKED --seed S
-    --out OUT` (OUT: its file `out`, or that file's folder unless `out_file`), `--precision` where declared."""
-    row: str
+    """A per-seed file made from the run of `row` with that seed (or, `row` None, from the packed data alone):
+    `avvp COMMAND [--run RUN] --data PACKED --seed S --out OUT` (OUT: its file `out`, or that file's folder unless
+    `out_file`), `--precision` where declared, and the options `args(config)` gives."""
+    row: str | None
     out: str
     out_file: bool = False
     precision: bool = True
+    args: Callable | None = None     # (config: dict) -> extra options (str)
     quality: str | None = None       # its file of label quality (removals scored: avvp/evaluation/label_quality.py)
 
 
@@ -216,6 +218,11 @@ def _score(p):
     p.add_argument("--out", help="also write the JSON here")
 
 
+def option_flag(option: str) -> str:
+    """A label file's `avvp train` flag, without its dashes: 'pseudo_labels' -> 'pseudo-labels'."""
+    return option.replace("_", "-")
+
+
 def label_options() -> dict[str, str]:
     """Every file a label source trains on, by its `avvp train` option (`--refined`), with its help."""
     out: dict[str, str] = {}
@@ -233,7 +240,7 @@ def _train(p):
     p.add_argument("--data", required=True, help="packed dataset (avvp pack)")
     p.add_argument("--out", required=True, help="run folder: checkpoints, log.csv, run.json")
     for name, help_ in label_options().items():      # each label source's files, e.g. --refined
-        p.add_argument(f"--{name}", help=help_)
+        p.add_argument(f"--{option_flag(name)}", dest=name, help=help_)
     p.add_argument("--epochs", type=int, help="override the recipe's epoch count")
     p.add_argument("--protocol", default="default", choices=["default", "released"])
     p.add_argument("--lr-scale", type=float, default=1.0,
@@ -294,7 +301,8 @@ def _figure(p):
 def _diagnose(p):
     p.add_argument("--results", default="results", help="results folder holding runs/ (and the label stages' files)")
     sheet_args(p, tables=True)
-    p.add_argument("--table", default=DIAGNOSED_TABLE, help="whose rows to diagnose (each compared with its `base` row)")
+    p.add_argument("--table", default=DIAGNOSED_TABLE,
+                   help="whose rows to diagnose (each compared with its `base` row)")
     p.add_argument("--methods", nargs="+", help="only these rows of the table")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average over (test split)")
     p.add_argument("--data", help="packed dataset whose test weak labels define the leak (default: the first run's "

@@ -19,6 +19,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from avvp import variants
 from avvp.data import dataset
 from avvp.models import build
+from avvp.registry import LABEL_SOURCES
 from avvp.training import label_sources, train
 from avvp.training.losses import Batch
 
@@ -74,13 +75,16 @@ def row_step(name: str, n: int = 8):
     g = torch.Generator().manual_seed(0)
     labels = (torch.rand(n, 25, generator=g) < 0.3).float()
     labels[:, 0] = 1
+    source = LABEL_SOURCES.get(row.labels)
+    # a per-second source's labels, (n, 10, 25): random seconds of the weak-label classes
+    y = labels[:, None, :] * (torch.rand(n, 10, 25, generator=g) < 0.5) if source.per_second else labels
     split = dataset.Split(name="train", filenames=[f"v{i:03d}" for i in range(n)], labels=labels,
                           audio=torch.randn(n, 10, 128, generator=g), visual=torch.randn(n, 10, 2048, generator=g),
                           motion=torch.randn(n, 10, 512, generator=g))
     rule = label_sources.per_batch(row.labels)
     values = None if rule is None else torch.full((2, 25), 0.5, dtype=torch.float64)
     run = train.Trainer.of(job)
-    step, _ = train.epoch_step(run, job, split, labels, labels, epoch, rule, values)
+    step, _ = train.epoch_step(run, job, split, y, y, epoch, rule, values)
     return step, torch.arange(n // 2)
 
 
@@ -146,8 +150,9 @@ def test_bf16_keeps_every_heads_gradient_of_a_confidently_wrong_prediction(name)
         saturated = saturate(model)
         g = torch.Generator().manual_seed(1)
         zeros = torch.zeros(4, 25)
+        per = torch.zeros(4, 10, 25) if LABEL_SOURCES.get(job.labels).per_second else zeros
         batch = Batch(torch.randn(4, 10, 128, generator=g), torch.randn(4, 10, 2048, generator=g),
-                      torch.randn(4, 10, 512, generator=g), zeros, zeros.clone(), zeros.clone())
+                      torch.randn(4, 10, 512, generator=g), zeros, per.clone(), per.clone())
         loss, _ = train.batch_loss(model, job, batch, epoch=5, gen=torch.Generator().manual_seed(0))
         loss.backward()
         params = dict(model.named_parameters())

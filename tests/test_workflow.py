@@ -83,8 +83,9 @@ def llp_root(tmp_path_factory) -> Path:
 TABLES = yaml.safe_load((REPO / "config" / "tables.yaml").read_text())["tables"]
 
 
-def yaml_rows(target: str) -> tuple[int, int, int, int, int]:
-    """(distinct runs, runs on refined labels, rows profiled, runs on jomold labels, runs with a threshold search)
+def yaml_rows(target: str) -> tuple[int, int, int, int, int, int]:
+    """(distinct runs, runs on refined labels, rows profiled, runs on jomold labels, runs with a threshold search,
+    runs on VALOR's pseudo-labels)
     of a target, from the YAML. A `runs_of` row reads another row's runs: it adds no run of its own."""
     from avvp.registry import FIGURES
 
@@ -100,16 +101,17 @@ def yaml_rows(target: str) -> tuple[int, int, int, int, int]:
     runs = {rows[v].get("runs_of", v) for v in chosen}
     refined = sum(rows[v].get("labels", "weak") == "refined" for v in runs)
     denoised = sum(rows[v].get("labels", "weak") == "jomold" for v in runs)
+    pseudo = sum(rows[v].get("labels", "weak") == "valor" for v in runs)
     # the gating's per-run file: rows gated cmpae (their runs), and every row of a table with `tune_thresholds`
     tuned = {rows[v].get("runs_of", v) for v in rows if rows[v].get("gating") == "cmpae"}
     tuned |= {rows[r["variant"]].get("runs_of", r["variant"]) for t in TABLES.values() if t.get("tune_thresholds")
               for r in t["rows"]}
-    return len(runs), refined, len(profiled), denoised, len(runs & tuned)
+    return len(runs), refined, len(profiled), denoised, len(runs & tuned), pseudo
 
 
 def expected(target: str, seeds: int, synthetic: bool = True) -> dict[str, int]:
     """Job counts of a target for `seeds` seeds, from the YAML's rows (module docstring)."""
-    n, refined, profiles, denoised, tuned = yaml_rows(target)
+    n, refined, profiles, denoised, tuned, pseudo = yaml_rows(target)
     counts = {"pack": 1, "train": n * seeds, "evaluate": n * seeds}
     if tuned:
         counts["thresholds"] = tuned * seeds
@@ -121,9 +123,11 @@ def expected(target: str, seeds: int, synthetic: bool = True) -> dict[str, int]:
     if denoised:   # JoMoLD's stages 1 and 2, per seed, for the rows on `labels: jomold`
         counts["noise_ratios"] = seeds
         counts["train"] += seeds                      # the row "JoMoLD noise estimator"
+    if pseudo:     # VALOR's per-second pseudo-labels, per seed, from the packed data
+        counts["valor_labels"] = seeds
     if profiles:
         counts["profile"] = profiles
-    if target.startswith("results/table"):
+    if target.startswith("results/") and target.endswith(".md"):
         counts.update(table=1, resolve_config=1)
     if target == "figures":
         counts.update(figure=3, figures=1)
@@ -292,7 +296,8 @@ def test_schema_fills_defaults_and_accepts_the_shipped_config():
                        "lr_scale": {"han": 1.0, "ours": 1.0}, "plugins": [],
                        "variants_files": ["config/variants.yaml"], "tables_files": ["config/tables.yaml"],
                        "device": "cpu",
-                       "precision": "fp32", "protocol": "default", "thresholds": "tuned", "threads": 1,
+                       "precision": "fp32", "protocol": "default", "thresholds": "tuned", "pseudo_labels": None,
+                       "threads": 1,
                        "gpu_slots": 1, "cuda_graphs": True, "tracking": "none",
                        "slurm": {"partition": None, "account": None, "gpus_per_job": 1}}
 
@@ -357,7 +362,7 @@ def test_interrupted_training_resumes_and_nothing_else_reruns(tmp_path):
 
     # Table 4 now needs its other rows' runs (HAN is done), every row's evaluation and profile, and the table;
     # its rows that are also in a `tune_thresholds` table (Table 5) get CMPAE's threshold search, HAN's included.
-    rows, _, profiled, _, tuned = yaml_rows("results/table4.md")
+    rows, _, profiled, _, tuned, _ = yaml_rows("results/table4.md")
     plan = {"resolve_config": 1, "train": rows - 1, "evaluate": rows, "profile": profiled, "table": 1,
             **({"thresholds": tuned} if tuned else {})}
     assert planned(wd, "results/table4.md", config=tiny) == {**plan, "total": sum(plan.values())}

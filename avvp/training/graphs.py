@@ -42,13 +42,14 @@ Tensors = Sequence[torch.Tensor]  # a step's inputs in a fixed order (losses.Bat
 Step = Callable[[Tensors], dict]
 
 
-def capturable_adam(params, lr: float) -> torch.optim.Adam:
-    """Fused Adam for captured steps: `capturable=True` (Adam.step() refuses to run under capture otherwise;
-    fused=True does not exempt it) and its learning rate a tensor on the parameters' device, so a captured step
-    reads the rate the scheduler writes. Only for graphed runs: uncaptured, it warns and pays extra kernels."""
+def capturable_adam(params, lr: float, kind=torch.optim.Adam, **options) -> torch.optim.Adam:
+    """Fused Adam (or `kind`, AdamW) for captured steps: `capturable=True` (step() refuses to run under capture
+    otherwise; fused=True does not exempt it) and its learning rate a tensor on the parameters' device, so a
+    captured step reads the rate the scheduler writes. Only for graphed runs: uncaptured, it warns and pays extra
+    kernels."""
     params = list(params)
     device = params[0].device
-    return torch.optim.Adam(params, lr=torch.tensor(float(lr), device=device), fused=True, capturable=True)
+    return kind(params, lr=torch.tensor(float(lr), device=device), fused=True, capturable=True, **options)
 
 
 def make_capturable(optim: torch.optim.Optimizer) -> None:
@@ -60,17 +61,23 @@ def make_capturable(optim: torch.optim.Optimizer) -> None:
 
 
 def make_step(model: torch.nn.Module, optim: torch.optim.Optimizer,
-              loss_fn: Callable[[torch.nn.Module, Tensors], tuple], totals: dict | None = None) -> Step:
+              loss_fn: Callable[[torch.nn.Module, Tensors], tuple], totals: dict | None = None,
+              clip: float | None = None) -> Step:
     """A training step of `loss_fn(model, batch) -> (loss, terms)`: zero grads, forward, backward, optimizer.
 
     With `totals` (name -> scalar tensor, made before the first step: a graph writes into fixed addresses) each
     term is also added into its total in place, inside the step: a captured graph then accumulates the loss sums
-    itself, and its static outputs, overwritten by every replay, need not be read between steps.
+    itself, and its static outputs, overwritten by every replay, need not be read between steps. `clip`: the
+    gradients' total norm is clipped to it before the optimiser's step (device ops only: no host sync).
     """
+    params = [p for p in model.parameters() if p.requires_grad] if clip is not None else []
+
     def step(batch: Tensors) -> dict:
         optim.zero_grad(set_to_none=True)  # grads are then (re)allocated inside a capture, in its memory pool
         loss, terms = loss_fn(model, batch)
         loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, clip)
         optim.step()
         if totals is not None:
             with torch.no_grad():

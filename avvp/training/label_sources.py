@@ -41,11 +41,14 @@ class PerBatchRule:
 
 @dataclass(frozen=True)
 class LabelSource:
-    load: Callable | str             # (training split, {option: path}) -> (audio labels, visual labels)
+    load: Callable | str             # (training split, {option: path}[, settings]) -> (audio labels, visual labels)
     files: dict[str, str] = field(default_factory=dict)    # `avvp train` option -> the stage making its file
     per_batch: PerBatchRule | None = None
     values: Callable | str | None = None   # ({option: path}) -> the tensor its per-batch rule acts with
     description: str = ""
+    # The schema of its settings, the recipe key of its name (given to `load` as a third argument); None: none.
+    settings: dict | None = None
+    per_second: bool = False         # its labels are per second, (N, T, C) (else per video, (N, C))
 
 
 def weak(train, files: dict):
@@ -78,22 +81,28 @@ def options() -> list[str]:
 def how_to_make(option: str, data: str, seed) -> str:
     """The commands that make a label file by hand: train its stage's row, then run the stage on that run."""
     stage = STAGES.get(option_stage(option))
-    run = run_folder(slug(stage.row), seed)
     out = stage.output(stage.out, seed=seed)
     out = out if stage.out_file else out.rsplit("/", 1)[0]
+    if stage.row is None:                     # made from the data alone
+        return f"avvp {stage.command} --data {data} --seed {seed} --out {out}"
+    run = run_folder(slug(stage.row), seed)
     return (f"avvp train --variant '{stage.row}' --data {data} --seed {seed} --out {run} && "
             f"avvp {stage.command} --run {run} --data {data} --seed {seed} --out {out}")
 
 
-def load(labels: str, train, given: dict, where: str, data: str, seed: int):
-    """(audio, visual) label arrays of the training split from source `labels`; `given`: option -> path or None
-    (the command's options). An AvvpError says which file is missing and how to make it."""
+def load(labels: str, train, given: dict, where: str, data: str, seed: int, recipe: dict | None = None):
+    """(audio, visual) label arrays of the training split from source `labels` ((N, C), or per second (N, T, C));
+    `given`: option -> path or None (the command's options); `recipe`: the row's, whose key of the source's name
+    holds its settings. An AvvpError says which file is missing and how to make it."""
     source = LABEL_SOURCES.get(labels)
     for option in source.files:
         if not given.get(option):
             raise AvvpError(f"{where} trains on {labels} labels: make them with `{how_to_make(option, data, seed)}` "
-                            f"and pass --{option} {seed_file(option, seed)}")
-    return resolve(source.load)(train, {option: given[option] for option in source.files})
+                            f"and pass --{option.replace('_', '-')} {seed_file(option, seed)}")
+    files = {option: given[option] for option in source.files}
+    if source.settings is None:
+        return resolve(source.load)(train, files)
+    return resolve(source.load)(train, files, (recipe or {})[labels])
 
 
 def per_batch(labels: str) -> PerBatchRule | None:

@@ -28,7 +28,7 @@ from avvp.evaluation.evaluate import score_split
 from avvp.io import git_commit, load_torch, read_json, save_torch, sha256_file, unreadable, write_json, write_text
 from avvp.models import build
 from avvp.models.precision import autocast
-from avvp.registry import EXTRA_LOSSES, LABEL_SOURCES, SELECTION_RULES
+from avvp.registry import EXTRA_LOSSES, LABEL_SOURCES, SCHEDULES, SELECTION_RULES, resolve
 from avvp.training import label_sources, losses, tracking
 from avvp.training.graphs import StepRunner, capturable_adam, deterministic, make_capturable, make_step
 from avvp.training.label_sources import PerBatchRule
@@ -107,9 +107,12 @@ def targets(recipe: dict, y, y_a, y_v, epoch: int):
     are noisier than audio ones. A weak label that the label source removed from the visual labels (y_v) gets 0
     under `removed_visual: zero`, or 0.05 like any other negative under `smooth`. The MIL target (`mil_target`):
     `weak` = the video-level labels; `union` = the source's audio OR visual labels; `audio` = the source's audio
-    labels, i.e. the weak labels less the classes removed from the audio. Each method's page in docs/methods/
-    says which of these its recipe uses, and why.
+    labels, i.e. the weak labels less the classes removed from the audio. A source's per-second labels (B, T, C)
+    count here by their video-level label, their max over time (an extra loss may read them per second). Each
+    method's page in docs/methods/ says which of these its recipe uses, and why.
     """
+    if y_a.dim() == 3:   # a source's per-second labels (B, T, C): their video-level label is their max over time
+        y_a, y_v = y_a.amax(dim=1), y_v.amax(dim=1)
     smooth = smoothing_on(recipe, epoch)
     t_v = 0.9 * y_v + 0.05 if smooth else y_v.clone()
     if smooth and recipe["removed_visual"] == "zero":
@@ -248,7 +251,7 @@ def epoch_step(run: Trainer, job: Job, train: dataset.Split, y_a, y_v, epoch: in
         total.zero_()
     loss_fn = loss_of_indexed(job, train, y_a, y_v, epoch, run.gen, run.schedule if rule is not None else None,
                               totals.get(STEP_COUNT), rule)
-    return make_step(run.model, run.optim, loss_fn, totals), key
+    return make_step(run.model, run.optim, loss_fn, totals, job.recipe.get("clip_grad_norm")), key
 
 
 def keep_if_best(model, job: Job, split: dataset.Split | None, state: TrainState, row: dict) -> bool:
@@ -377,15 +380,19 @@ def graphed(job: Job) -> bool:
 
 
 def optimiser(job: Job, model):
-    """Fused Adam (one kernel for all parameters) and HAN's StepLR. Graphed CUDA jobs get capturable Adam with its
-    learning rate a tensor on the parameters' device (`capturable_adam`), so a captured step reads the rate
-    StepLR writes; every other job a float rate (capturable Adam pays extra kernels when not captured)."""
+    """Fused Adam (one kernel for all parameters; the recipe's `optimizer: adamw` AdamW, with its `betas` and
+    `weight_decay`) and the recipe's schedule (SCHEDULES; default HAN's StepLR). Graphed CUDA jobs get a
+    capturable optimiser with its learning rate a tensor on the parameters' device (`capturable_adam`), so a
+    captured step reads the rate the schedule writes; every other job a float rate (a capturable optimiser pays
+    extra kernels when not captured)."""
+    recipe = job.recipe
+    options = {"betas": tuple(recipe.get("betas", (0.9, 0.999))), "weight_decay": recipe.get("weight_decay", 0.0)}
+    kind = torch.optim.AdamW if recipe.get("optimizer", "adam") == "adamw" else torch.optim.Adam
     if graphed(job):
-        optim = capturable_adam(model.parameters(), job.recipe["lr"])
+        optim = capturable_adam(model.parameters(), recipe["lr"], kind, **options)
     else:
-        optim = torch.optim.Adam(model.parameters(), lr=job.recipe["lr"], fused=True)
-    return optim, torch.optim.lr_scheduler.StepLR(optim, step_size=job.recipe["step_size"],
-                                                  gamma=job.recipe["gamma"])
+        optim = kind(model.parameters(), lr=recipe["lr"], fused=True, **options)
+    return optim, resolve(SCHEDULES.get(recipe.get("schedule", "step")).make)(optim, recipe, job.epochs)
 
 
 def for_graphs(optim: torch.optim.Optimizer, job: Job) -> None:
@@ -496,7 +503,7 @@ def main(args) -> None:
                  inputs={"data": dataset.manifest_sha256(args.data),
                          **{name: sha256_file(path) for name, path in used.items()}})
     train = dataset.load_split(args.data, "train")
-    y_a, y_v = label_sources.load(row.labels, train, given, f"variant '{row.name}'", args.data, seed)
+    y_a, y_v = label_sources.load(row.labels, train, given, f"variant '{row.name}'", args.data, seed, row.recipe)
     values = label_sources.values(row.labels, given)   # its per-batch rule's (a bad file: one line, nothing written)
     rule = SELECTION_RULES.get(job.select)
     select_split = dataset.load_split(args.data, rule.split).to(args.device) if rule.split else None

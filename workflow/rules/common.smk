@@ -143,8 +143,8 @@ def train_inputs(wildcards):
 
 def label_args(wildcards, input):
     """`--<option> PATH` for each file of the row's label source."""
-    return " ".join(f"--{option} {shlex.quote(input[option])}" for option in label_sources.options()
-                    if option in input.keys())
+    return " ".join(f"--{avvp_stages.option_flag(option)} {shlex.quote(input[option])}"
+                    for option in label_sources.options() if option in input.keys())
 
 
 def run_dir(name, seed):
@@ -254,9 +254,14 @@ def target_files(stage):
     return [stage.output(name_, slug=paths.slug(n), seed=s) for n in names for s in SEEDS for name_ in stage.outputs]
 
 
-def seed_file_run(stage):
-    """A per-seed stage's input: the done.json of its row's run of the seed."""
-    return lambda wildcards: str(paths.done_json(paths.run_folder(paths.slug(stage.row), wildcards.seed)))
+def seed_file_inputs(stage):
+    """A per-seed stage's inputs: the packed data, and the done.json of its row's run of the seed (if it reads one)."""
+    def inputs(wildcards):
+        out = {"manifest": MANIFEST}
+        if stage.row is not None:
+            out["done"] = str(paths.done_json(paths.run_folder(paths.slug(stage.row), wildcards.seed)))
+        return out
+    return inputs
 
 
 # --- resources ------------------------------------------------------------------------------------------------

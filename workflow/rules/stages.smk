@@ -2,7 +2,8 @@
 # kind: the core's, a method's (avvp/methods/<paper>/) and a plugin's alike. Nothing here names a stage's method.
 #   train       Train: one row with one seed -> results/runs/<slug>/seed<S>/done.json (every row, estimators and
 #               label stages' rows included)
-#   <stage>     SeedFile: a per-seed file made from the run of the stage's row (what a label source trains on)
+#   <stage>     SeedFile: a per-seed file made from the run of the stage's row, or from the packed data alone
+#               (what a label source trains on)
 #   <stage>     RunPass: a pass over one trained run (evaluate, a gating's per-run file, a diagnostic)
 # A rule made in a loop gets its stage's values through `params` only: Snakemake evaluates a rule's shell string
 # again when the job runs, when the loop variable names the last stage.
@@ -64,15 +65,15 @@ for _stage in SEED_FILES:
         name:
             _stage.rule
         input:
-            done=seed_file_run(_stage),
-            manifest=MANIFEST,
+            unpack(seed_file_inputs(_stage)),
         output:
             **{name: _stage.output(name) for name in _stage.outputs},
         params:
             command=_stage.command,
-            run=lambda wildcards, input: os.path.dirname(input.done),
+            run=lambda wildcards, input: f" --run {shlex.quote(os.path.dirname(input.done))}" if "done" in input.keys() else "",
             data=lambda wildcards, input: os.path.dirname(input.manifest),
             out=lambda wildcards, output, stage=_stage: out_path(stage, wildcards, output),
+            options=f" {_stage.args(config)}" if _stage.args and _stage.args(config) else "",
             precision=f" --precision {config['precision']}" if _stage.precision else "",
             device=config["device"],
             gpu_env=GPU_ENV,
@@ -86,8 +87,8 @@ for _stage in SEED_FILES:
         conda:
             "../envs/avvp.yaml"
         shell:
-            "{params.gpu_env}avvp {params.command} --run {params.run:q} --data {params.data:q}"
-            " --seed {wildcards.seed} --out {params.out:q} --device {params.device}{params.precision}"
+            "{params.gpu_env}avvp {params.command}{params.run} --data {params.data:q} --seed {wildcards.seed}"
+            " --out {params.out:q}{params.options} --device {params.device}{params.precision}"
             " --threads {threads} > {log} 2>&1"
 
 
@@ -111,7 +112,7 @@ for _stage in RUN_PASSES:
             if stage.out
             else "",
             labels=lambda wildcards, input, stage=_stage: "".join(
-                f" --{f} {shlex.quote(input[f])}" for f in stage.label_files
+                f" --{avvp_stages.option_flag(f)} {shlex.quote(input[f])}" for f in stage.label_files
             ),
             options=pass_options(_stage),
             precision=f" --precision {config['precision']}" if _stage.precision else "",

@@ -18,7 +18,7 @@ def requested_runs():
     tables = [t for t in TABLES if "all" in targets or str(paths.table_md(t)) in targets]
     names = list(dict.fromkeys(n for t in tables for n in table_variants(t)))
     stages = [STAGES.get(s) for n in names for s in LABEL_SOURCES.get(row(n).labels).files.values()]
-    names += [stage.row for stage in stages]
+    names += [stage.row for stage in stages if stage.row is not None]
     return [str(run_dir(n, s)) for n in dict.fromkeys(names) for s in SEEDS]
 
 
