@@ -8,4 +8,5 @@ Its doc page is docs/methods/<paper>.md. Nothing outside a method's folder names
     jomold/      JoMoLD (Cheng et al., ECCV 2022): joint-modal label denoising, its estimator's stages
     cmpae/       CMPAE (Gao et al., CVPR 2023): presence-absence evidence, its losses, gating and thresholds
     mmpyramid/   MM-Pyramid (Yu et al., ACM MM 2022): the multimodal pyramid backbone
+    valor/       VALOR (Lai et al., NeurIPS 2023): segment-level pseudo-labels from CLIP/CLAP teachers
 """
