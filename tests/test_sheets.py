@@ -117,6 +117,18 @@ def test_the_papers_sheets_are_valid_and_ma_step_1_is_a_row():
         {k: v for k, v in variants.get("HAN").recipe.items() if k not in ("epochs", "select", "released_select")}
 
 
+def test_table5_split_in_two_is_table5_row_for_row():
+    """bench/table5_split.yaml lets a CPU machine build table5 without its MM-Pyramid rows; its rows must stay
+    table5's (same runs, gating and published numbers), or docs/results/table5.md reads another table."""
+    tables = sheets.tables(["config/tables.yaml", "bench/table5_split.yaml"])
+    whole = {row["variant"]: row for row in tables["table5"]["rows"]}
+    split = tables["table5_core"]["rows"] + tables["table5_mmpyr"]["rows"]
+    assert {row["variant"] for row in split} == set(whole)
+    assert all(row == whole[row["variant"]] for row in split)
+    assert all(tables[name][key] == tables["table5"][key] for name in ("table5_core", "table5_mmpyr")
+               for key in ("columns", "tune_thresholds", "source"))
+
+
 def _variants_typo(path, edit):
     data = yaml.safe_load(sheets.VARIANTS_FILE.read_text())
     edit(data)
