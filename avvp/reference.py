@@ -56,8 +56,9 @@ def losses() -> list[str]:
 
 
 def label_sources() -> list[str]:
-    lines = ["## Label sources (`labels`)", "", "| name | what it trains on | its files (`avvp train` option: the stage "
-             "that makes it) | per-batch rule (recipe key) |", "|---|---|---|---|"]
+    lines = ["## Label sources (`labels`)", "",
+             "| name | what it trains on | its files (`avvp train` option: the stage that makes it) "
+             "| per-batch rule (recipe key) |", "|---|---|---|---|"]
     for name, source in LABEL_SOURCES.items():
         files = ", ".join(f"`--{option}`: `{stage}`" for option, stage in source.files.items()) or "none"
         rule = f"`{source.per_batch.key}`" if source.per_batch else "none"

@@ -49,7 +49,8 @@ def lines(res: str) -> list[str]:
         out.append(f"refined {os.path.basename(os.path.dirname(f))} {npz(f)}")
     for f in sorted(glob.glob(f"{res}/jomold/seed*/noise_ratios.json")):
         r = read(f)
-        out.append(f"ratios {os.path.basename(os.path.dirname(f))} {js({k: r[k] for k in ('audio', 'visual', 'positives')})}")
+        kept = {k: r[k] for k in ("audio", "visual", "positives")}
+        out.append(f"ratios {os.path.basename(os.path.dirname(f))} {js(kept)}")
     for f in sorted(glob.glob(f"{res}/table*.csv")):
         t = pd.read_csv(f)[["variant", "metric", "values", "p_boot_vs_base", "ci_low", "ci_high"]]
         out.append(f"table {os.path.basename(f)} {js(t.astype(str).values.tolist())}")

@@ -46,7 +46,8 @@ LABEL_SOURCES.register("refined", LabelSource(
 
 def _refine(p):
     seed_pass_args(p, run=f"the trained step-1 run (`avvp train --variant '{STEP1_ROW}'`)",
-                   seed="seed of step 2's partners (the row's seed)", out="output folder: refined_labels.npz, summary.json")
+                   seed="seed of step 2's partners (the row's seed)",
+                   out="output folder: refined_labels.npz, summary.json")
 
 
 STAGES.register("refine", SeedFile(
