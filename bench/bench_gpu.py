@@ -78,6 +78,7 @@ def train(name: str, mode: str, precision: str, device: str, sizes: dict, epochs
                  cuda_graphs=mode == "graph")
     run = Trainer.of(job, mode=mode)
     train_split, val = random_split("train", sizes["train"], device, 0), random_split("val", sizes["val"], device, 1)
+    y = label_sources.stand_in(job.labels, train_split.labels)    # per second for VALOR's source
     first = first_epoch(job)
     secs, logs = [], []
     if device == "cuda":
@@ -85,7 +86,7 @@ def train(name: str, mode: str, precision: str, device: str, sizes: dict, epochs
     for epoch in range(first, first + epochs):
         sync(device)
         t0 = time.perf_counter()
-        log = train_epoch(run, job, train_split, train_split.labels, train_split.labels, epoch, *label_rule(job))
+        log = train_epoch(run, job, train_split, y, y, epoch, *label_rule(job))
         run.sched.step()
         scores = score_split(run.model, val, job.gating, device, precision)
         sync(device)
@@ -127,7 +128,8 @@ def graph_vs_eager(name: str, precision: str, device: str, steps: int) -> dict:
             if isinstance(m, (torch.nn.Dropout, torch.nn.MultiheadAttention)):
                 m.p = m.dropout = 0.0
         data = random_split("train", steps * job.recipe["batch"], device, 0)
-        log = train_epoch(run, job, data, data.labels, data.labels, first_epoch(job), *label_rule(job))
+        y = label_sources.stand_in(job.labels, data.labels)
+        log = train_epoch(run, job, data, y, y, first_epoch(job), *label_rule(job))
         out[mode] = ({k: x for k, x in log.items() if k.startswith("loss_")},
                      [p.detach().float().clone() for p in run.model.parameters()])
     (loss_e, w_e), (loss_g, w_g) = out["eager"], out["graph"]

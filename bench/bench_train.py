@@ -25,7 +25,7 @@ import torch
 from avvp import variants
 from avvp.data import dataset
 from avvp.data.synth import SIZES
-from avvp.registry import LABEL_SOURCES
+from avvp.training import label_sources
 from avvp.training.train import Job, fit
 
 
@@ -68,8 +68,7 @@ def main() -> None:
         # A denoising row (JoMoLD's stage 3) gets uniform noise ratios of 0.2: the per-batch work does not depend on them.
         ratios = torch.full((2, 25), 0.2, dtype=torch.float64) if row.labels == "jomold" else None
         # A per-second source (VALOR's pseudo-labels) trains on (N, 10, 25) labels: every second of the weak ones.
-        y = train.labels[:, None, :].expand(-1, 10, -1).contiguous() if LABEL_SOURCES.get(row.labels).per_second \
-            else train.labels
+        y = label_sources.stand_in(row.labels, train.labels)
         _, state = fit(job, train, y, y, val, Path(tmp), quiet=True, values=ratios)
     wall = time.perf_counter() - t0
     secs = [r["seconds"] for r in state.log]

@@ -31,8 +31,9 @@ def test_every_variant_builds_runs_and_backpropagates(name):
     model = built(model_spec)
     model.train()
     out = model(*inputs())
+    d = model_spec.get("width", 512)         # the hidden width a spec may declare (VALOR+ is 256 wide)
     shapes = {"global_prob": (B, 25), "a_prob": (B, 25), "v_prob": (B, 25), "frame_prob": (B, 10, 2, 25),
-              "frame_att_logit": (B, 10, 2, 25), "x_a": (B, 10, 512), "x_v": (B, 10, 512), "v_in": (B, 10, 512)}
+              "frame_att_logit": (B, 10, 2, 25), "x_a": (B, 10, d), "x_v": (B, 10, d), "v_in": (B, 10, d)}
     # The interface (ARCHITECTURE.md); a head with its own parser may add outputs (CMPAE's uncertainties).
     own_parser = FRAME_HEADS.meta(model_spec["head"]).get("parser") is not None
     got = {k: tuple(v.shape) for k, v in out.items()}

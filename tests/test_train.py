@@ -455,6 +455,8 @@ def test_every_row_kinds_step_runs_under_strict_deterministic_mode(row_name, pre
     batch = hand_batch(n=4)
     if rule is not None:
         batch = dataclasses.replace(batch, in_force=torch.full((2, 25), 0.5))
+    y = label_sources.stand_in(job.labels, batch.y)                 # per second for VALOR's source
+    batch = dataclasses.replace(batch, y_a=y, y_v=y.clone())
     try:
         deterministic(True)
         loss, terms = batch_loss(model, job, batch, epoch, torch.Generator().manual_seed(0), rule)

@@ -105,6 +105,14 @@ def load(labels: str, train, given: dict, where: str, data: str, seed: int, reci
     return resolve(source.load)(train, files, (recipe or {})[labels])
 
 
+def stand_in(labels: str, weak_labels, seconds: int = 10):
+    """Labels of source `labels`' shape without its files, for benchmarks and tests: the weak labels (N, C), and for
+    a per-second source every second of them (N, T, C). A step's work does not depend on their values."""
+    if LABEL_SOURCES.get(labels).per_second:
+        return weak_labels[:, None, :].expand(-1, seconds, -1).contiguous()
+    return weak_labels
+
+
 def per_batch(labels: str) -> PerBatchRule | None:
     """The per-batch rule of source `labels` (its functions imported), or None."""
     rule = LABEL_SOURCES.get(labels).per_batch
