@@ -178,28 +178,51 @@ def test_readme_sample_header_is_the_pinned_data():
 SAMPLE_CSV = REPO / "tests" / "data" / "sample_table2.csv"   # the sample run's results/table2.csv, as written
 
 
-def test_readme_sample_table_is_the_stored_csv():
-    """Every "ours" cell of the sample Table 2 (docs/results/table2.md) is the stored CSV's mean ± std with its two
-    tests' marks, and the page names the CSV's sha256: the sample cannot be edited by hand, and a second clone's
-    results/table2.csv can be compared with it byte for byte (`cmp results/table2.csv tests/data/sample_table2.csv`)."""
-    import csv
-
-    sample = readme_sample()
-    digest = hashlib.sha256(SAMPLE_CSV.read_bytes()).hexdigest()
-    assert f"`{digest[:16]}`" in sample
-    rows = list(csv.DictReader(SAMPLE_CSV.open()))
-    expected = {}
-    for r in rows:
-        cell = f"{float(r['mean']):.1f} ± {float(r['std']):.1f}{r['mark']}{r['boot_mark']}"
-        expected.setdefault(r["label"], {})[r["column"]] = cell
-    lines = [line for line in sample.splitlines() if line.startswith("| ")]
+def ours_cells(page: str) -> dict[str, dict[str, str]]:
+    """The "ours (n=...)" cells of the markdown table in `page`: method -> column -> cell, as printed."""
+    lines = [line for line in page.splitlines() if line.startswith("| ")]
     columns = [c.strip() for c in lines[0].split("|")[3:-1]]
     shown = {}
     for line in lines:
         cells = [c.strip() for c in line.split("|")[1:-1]]
         if cells[1].startswith("ours (n="):
             shown[cells[0]] = dict(zip(columns, cells[2:]))
-    assert shown == expected
+    return shown
+
+
+def csv_cells(path: Path) -> dict[str, dict[str, str]]:
+    """What a table's CSV says each "ours" cell prints: mean ± std with the two tests' marks."""
+    import csv
+
+    expected = {}
+    for r in csv.DictReader(path.open()):
+        cell = f"{float(r['mean']):.1f} ± {float(r['std']):.1f}{r['mark']}{r['boot_mark']}"
+        expected.setdefault(r["label"], {})[r["column"]] = cell
+    return expected
+
+
+def test_readme_sample_table_is_the_stored_csv():
+    """Every "ours" cell of the sample Table 2 (docs/results/table2.md) is the stored CSV's mean ± std with its two
+    tests' marks, and the page names the CSV's sha256: the sample cannot be edited by hand, and a second clone's
+    results/table2.csv can be compared with it byte for byte (`cmp results/table2.csv tests/data/sample_table2.csv`)."""
+    sample = readme_sample()
+    digest = hashlib.sha256(SAMPLE_CSV.read_bytes()).hexdigest()
+    assert f"`{digest[:16]}`" in sample
+    assert ours_cells(sample) == csv_cells(SAMPLE_CSV)
+
+
+VALOR_PAGE, VALOR_CSV = REPO / "docs" / "results" / "valor.md", REPO / "tests" / "data" / "valor_default.csv"
+
+
+def test_valor_results_page_is_the_stored_csv():
+    """docs/results/valor.md's table is its run's results/valor.csv (kept as tests/data/valor_default.csv, named by
+    its sha256 on the page), cell for cell, and the reading's VALOR and HAN numbers are that CSV's."""
+    page = VALOR_PAGE.read_text()
+    assert f"`{hashlib.sha256(VALOR_CSV.read_bytes()).hexdigest()[:16]}`" in page
+    expected = csv_cells(VALOR_CSV)
+    assert ours_cells(page) == expected
+    valor, han = expected["VALOR"]["Type@AV Seg."], expected["HAN"]["Type@AV Seg."]
+    assert f"{valor.rstrip('†‡*')} vs {han}" in page
 
 
 # ------------------------------------------------------------------------------------------ the lock
