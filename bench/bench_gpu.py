@@ -9,7 +9,7 @@ validation videos) are filled with random tensors of the real shapes, made on th
 train` runs: avvp.training.train.train_epoch (the row's own loss, with its phases: HAN's smoothing, CM-S's doubled
 batch from its start epoch) through avvp.training.graphs.StepRunner, then avvp.evaluation.evaluate.score_split on
 the validation split (forward in large batches, the LLP metrics on the host), synchronised before the clock stops.
-Every kind of row runs (ROWS), in fp32 and bf16 (a smoke run on a CPU that emulates bf16: bf16 for HAN only),
+Every kind of row runs (ROWS), in fp32 and bf16 (a smoke run on a CPU: bf16 for HAN only),
 eager and graphed; the graphed step is also compared with the eager one from the same seed (weights after 20
 steps, losses). A configuration that fails prints FAILED with its error and the others still run. Throughput: K
 worker processes train HAN at once on the GPU; runs per hour are extrapolated from their epochs to 40. Prints a
@@ -164,12 +164,14 @@ def steady(secs: list[float]) -> float:
 
 def bf16_emulated(device: str, smoke: bool) -> bool:
     """A smoke run on a CPU that only emulates bf16 (no AVX512-BF16 / AMX; on an AVX2-only EPYC 10-20x slower than
-    fp32 at these sizes): there bf16 runs for HAN's rows alone, the same code path at a fraction of the time."""
+    fp32 at these sizes): there the sections after the rows run in fp32."""
     return smoke and device == "cpu" and not cpu_has_native_bf16()
 
 
-def precisions(row: str, emulated: bool) -> tuple[str, ...]:
-    return ("fp32",) if row != "HAN" and emulated else ("fp32", "bf16")
+def precisions(row: str, smoke_cpu: bool) -> tuple[str, ...]:
+    """A row's precisions: both on a GPU; a smoke run on a CPU runs bf16 for HAN alone, the same autocast path at a
+    fraction of the time (every row kind's bf16 step is tests/test_train.py's strict-mode test)."""
+    return ("fp32",) if row != "HAN" and smoke_cpu else ("fp32", "bf16")
 
 
 def mb(x) -> str:
@@ -201,11 +203,11 @@ def attempt(report: Report, what: str, fn):
         return None
 
 
-def epoch_rows(report: Report, device: str, sizes: dict, epochs: int, emulated: bool) -> None:
+def epoch_rows(report: Report, device: str, sizes: dict, epochs: int, smoke_cpu: bool) -> None:
     report.add("| row | step | precision | first epoch s | s/epoch | peak MB |", "|---|---|---|---|---|---|")
     for row in ROWS:
         for mode in ("eager", "graph"):
-            for precision in precisions(row, emulated):
+            for precision in precisions(row, smoke_cpu):
                 r = attempt(report, f"{row} {mode} {precision}",
                             lambda: train(row, mode, precision, device, sizes, epochs))
                 if r is not None:
@@ -213,11 +215,11 @@ def epoch_rows(report: Report, device: str, sizes: dict, epochs: int, emulated: 
                                f"{steady(r['seconds']):.3f} | {mb(r['peak_mb'])} |")
 
 
-def compare_rows(report: Report, device: str, steps: int, emulated: bool) -> None:
+def compare_rows(report: Report, device: str, steps: int, smoke_cpu: bool) -> None:
     report.add("", f"Graphed vs eager step, {steps} steps from one seed, dropout off:", "",
                "| row | precision | steps | max abs weight diff | max abs loss diff |", "|---|---|---|---|---|")
     for row in ROWS:
-        for precision in precisions(row, emulated):
+        for precision in precisions(row, smoke_cpu):
             r = attempt(report, f"{row} {precision} graph vs eager",
                         lambda: graph_vs_eager(row, precision, device, steps))
             if r is not None:
@@ -252,13 +254,15 @@ def table(device: str, sizes: dict, epochs: int, smoke: bool) -> list[str]:
                f"validation videos{' (SMOKE: tiny sizes, not a measurement)' if smoke else ''}", "")
     if device == "cuda":
         deterministic()  # as `avvp train` runs on a GPU (avvp.training.train.fit)
-    emulated = bf16_emulated(device, smoke)  # read once: it decides every row's precisions
+    emulated = bf16_emulated(device, smoke)  # read once: it decides the later sections' precision
+    smoke_cpu = smoke and device == "cpu"
+    if smoke_cpu:
+        report.add("Smoke on a CPU: bf16 for HAN's rows only.", "")
     if emulated:
-        report.add("This CPU emulates bf16 (no AVX512-BF16 / AMX): bf16 for HAN's rows only, the later sections in "
-                   "fp32.", "")
+        report.add("This CPU emulates bf16 (no AVX512-BF16 / AMX): the later sections in fp32.", "")
     late = "fp32" if emulated else "bf16"  # the precision of the sections after the rows
-    epoch_rows(report, device, sizes, epochs, emulated)
-    compare_rows(report, device, 2 if smoke else COMPARE_STEPS, emulated)
+    epoch_rows(report, device, sizes, epochs, smoke_cpu)
+    compare_rows(report, device, 2 if smoke else COMPARE_STEPS, smoke_cpu)
     report.add("")
     determinism(report, device, sizes, epochs, late)
     full_epochs = 2 if smoke else 40
